@@ -1,0 +1,73 @@
+"""Validated settings of one Raft node.
+
+Theory of operation
+-------------------
+Time in the core is counted in *ticks*: the driver calls ``tick()`` at a fixed
+rate (say every 100 ms) and every timeout below is a number of ticks. A
+follower that hears nothing for a randomised election timeout, drawn from
+``[election_ticks, 2 * election_ticks)``, starts an election; a leader sends
+heartbeats every ``heartbeat_ticks``. Raft needs heartbeats to be much more
+frequent than elections (paper §5.6), so ``election_ticks > heartbeat_ticks``
+is enforced.
+
+Every field is checked on construction; a nonsense value raises
+:class:`~drafty.core.errors.ConfigError` naming the field and the rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ConfigError
+from .types import NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Settings of one node. ``voters`` lists every voting member, self included."""
+
+    id: NodeId
+    voters: tuple[NodeId, ...]
+    election_ticks: int = 10
+    """Minimum ticks without a leader before campaigning; also the CheckQuorum period."""
+    heartbeat_ticks: int = 1
+    """Ticks between a leader's heartbeats; must be below ``election_ticks``."""
+    max_inflight: int = 256
+    """Most AppendEntries messages in flight to one follower (pipelining window)."""
+    max_msg_bytes: int = 1 << 20
+    """Byte budget of one AppendEntries; one entry is always sent even if larger."""
+    prevote: bool = True
+    """Run a PreVote round before a real election (dissertation §9.6)."""
+    check_quorum: bool = True
+    """A leader steps down when a quorum has been silent for an election timeout."""
+    forward_proposals: bool = False
+    """A follower forwards proposals to the known leader instead of refusing them."""
+
+    def __post_init__(self) -> None:
+        _positive_int("id", self.id)
+        if not isinstance(self.voters, tuple) or not self.voters:
+            raise ConfigError("voters: must be a non-empty tuple of node ids")
+        for v in self.voters:
+            _positive_int("voters entry", v)
+        if len(set(self.voters)) != len(self.voters):
+            raise ConfigError(f"voters: duplicate node id in {self.voters}")
+        if self.id not in self.voters:
+            raise ConfigError(f"id: node {self.id} is not among voters {self.voters}")
+        _positive_int("heartbeat_ticks", self.heartbeat_ticks)
+        _positive_int("election_ticks", self.election_ticks)
+        if self.election_ticks <= self.heartbeat_ticks:
+            raise ConfigError(
+                f"election_ticks ({self.election_ticks}) must exceed "
+                f"heartbeat_ticks ({self.heartbeat_ticks}), or followers time out "
+                "between heartbeats"
+            )
+        _positive_int("max_inflight", self.max_inflight)
+        _positive_int("max_msg_bytes", self.max_msg_bytes)
+        for name in ("prevote", "check_quorum", "forward_proposals"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: must be True or False")
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name}: must be a positive integer, got {value!r}")

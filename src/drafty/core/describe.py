@@ -1,0 +1,107 @@
+"""Deterministic, compact text for entries, messages, Readies and status.
+
+Theory of operation
+-------------------
+Scripted tests compare this text byte for byte, and humans read it in logs
+and in the demo, so every function here is a pure function of its argument:
+no ids, addresses or clocks. Entries render as ``term/index`` followed by
+their kind and data (``2/5 EntryNormal "x=1"``), messages as
+``src->dst Kind Term:t field=value ...``.
+"""
+
+from __future__ import annotations
+
+from .messages import (
+    AppendEntries,
+    AppendResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    Message,
+    Propose,
+    VoteRequest,
+    VoteResponse,
+)
+from .rawnode import Status
+from .ready import Ready
+from .types import Entry, EntryKind, HardState
+
+
+def entry(e: Entry) -> str:
+    if e.kind is EntryKind.NOOP:
+        return f"{e.term}/{e.index} NoOp"
+    return f"{e.term}/{e.index} {_data(e.data)}"
+
+
+def entries(es: tuple[Entry, ...] | list[Entry]) -> str:
+    return "[" + ", ".join(entry(e) for e in es) + "]"
+
+
+def _data(d: bytes) -> str:
+    try:
+        text = d.decode("ascii")
+    except UnicodeDecodeError:
+        return "0x" + d.hex()
+    return (
+        '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if text.isprintable()
+        else ("0x" + d.hex())
+    )
+
+
+def message(m: Message) -> str:
+    head = f"{m.src}->{m.dst} {type(m).__name__} Term:{m.term}"
+    if isinstance(m, VoteRequest):
+        pre = " pre" if m.pre else ""
+        return f"{head}{pre} last={m.last_term}/{m.last_index}"
+    if isinstance(m, VoteResponse):
+        pre = " pre" if m.pre else ""
+        return f"{head}{pre} {'granted' if m.granted else 'rejected'}"
+    if isinstance(m, AppendEntries):
+        tail = f" {entries(m.entries)}" if m.entries else ""
+        return f"{head} prev={m.prev_term}/{m.prev_index} commit={m.commit}{tail}"
+    if isinstance(m, AppendResponse):
+        if m.success:
+            return f"{head} ok match={m.index}"
+        return f"{head} rejected prev={m.index} hint={m.conflict_term}/{m.conflict_index}"
+    if isinstance(m, Heartbeat):
+        return f"{head} commit={m.commit}"
+    if isinstance(m, HeartbeatResponse):
+        return head
+    assert isinstance(m, Propose)
+    return f"{head} {', '.join(_data(d) for d in m.data)}"
+
+
+def hard_state(hs: HardState) -> str:
+    return f"Term:{hs.term} Vote:{hs.vote} Commit:{hs.commit}"
+
+
+def ready(rd: Ready) -> list[str]:
+    """Lines describing a Ready, in its execution order; empty parts omitted."""
+    lines: list[str] = []
+    if rd.soft_state is not None:
+        lines.append(f"Role:{rd.soft_state.role.value} Leader:{rd.soft_state.leader}")
+    if rd.hard_state is not None:
+        lines.append("HardState " + hard_state(rd.hard_state))
+    if rd.entries:
+        lines.append("Entries:")
+        lines.extend("  " + entry(e) for e in rd.entries)
+    if rd.messages:
+        lines.append("Messages:")
+        lines.extend("  " + message(m) for m in rd.messages)
+    if rd.messages_after_persist:
+        lines.append("Messages after persist:")
+        lines.extend("  " + message(m) for m in rd.messages_after_persist)
+    if rd.committed_entries:
+        lines.append("Committed:")
+        lines.extend("  " + entry(e) for e in rd.committed_entries)
+    return lines
+
+
+def status(st: Status) -> list[str]:
+    lines = [
+        f"{st.id}: {st.role.value} Term:{st.term} Vote:{st.vote} Leader:{st.leader} "
+        f"Commit:{st.commit} Applied:{st.applied} Last:{st.last_index}"
+    ]
+    for p, f in sorted(st.followers.items()):
+        lines.append(f"  {p}: {f.state} match={f.match} next={f.next} inflight={f.inflight}")
+    return lines

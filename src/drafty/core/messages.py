@@ -1,0 +1,152 @@
+"""The messages Raft nodes exchange, one frozen slotted dataclass per kind.
+
+Theory of operation
+-------------------
+Every message names its sender ``src``, its receiver ``dst`` and the sender's
+``term``. The receiver first compares terms (see :mod:`drafty.core.raft`):
+a higher term makes it a follower, a lower one marks the message stale.
+Then the receiver's role decides what the message means.
+
+Indexes are 1-based exactly as in the Raft paper: ``prev_index`` is the index
+of the entry just before ``entries`` (0 when they start the log). No +1/-1
+shuffling happens between the core and the wire.
+
+The kinds:
+
+- :class:`VoteRequest` / :class:`VoteResponse`: elections. ``pre=True`` marks
+  the PreVote round (dissertation §9.6), which changes no one's term or vote.
+- :class:`AppendEntries` / :class:`AppendResponse`: replication (paper §5.3).
+  A rejection carries a hint (the conflicting term and the first index the
+  follower holds of it) so the leader skips a whole term per round trip.
+- :class:`Heartbeat` / :class:`HeartbeatResponse`: leadership and commit
+  propagation without entries; the response also unpauses a probing follower.
+- :class:`Propose`: a follower forwarding client data to the leader.
+
+Room is left for InstallSnapshot, TimeoutNow and ReadIndex messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .types import Entry, NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class VoteRequest:
+    """RequestVote (paper figure 2), or its PreVote rehearsal when ``pre``.
+
+    A pre-vote carries the term the sender *would* campaign in (its term + 1)
+    without having moved to it.
+    """
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    last_index: int
+    last_term: int
+    pre: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResponse:
+    """The answer to a :class:`VoteRequest` with the same ``pre`` flag."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    granted: bool
+    pre: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntries:
+    """AppendEntries (paper figure 2): ``entries`` follow ``prev_index``.
+
+    ``commit`` is the leader's commit index; the follower commits up to
+    ``min(commit, index of the last entry this message vouches for)``.
+    """
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    prev_index: int
+    prev_term: int
+    entries: tuple[Entry, ...]
+    commit: int
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResponse:
+    """The answer to :class:`AppendEntries`.
+
+    On success ``index`` is the follower's match index: the last index the
+    appended message vouched for. On rejection ``index`` is the rejected
+    ``prev_index``, and the hint says where the leader should retry:
+    ``conflict_term`` is the follower's term at ``prev_index`` (0 if its log is
+    shorter), ``conflict_index`` the first index it holds of that term (or its
+    last index + 1 when its log is shorter).
+    """
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    success: bool
+    index: int
+    conflict_term: int = 0
+    conflict_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Leader's keep-alive. ``commit`` never exceeds the follower's match."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    commit: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResponse:
+    """Follower's answer to a :class:`Heartbeat`."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    """Client data forwarded by a follower to the leader it knows.
+
+    ``term`` is the sender's term; the leader appends the data only if it is
+    still the leader of a term at least that high.
+    """
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    data: tuple[bytes, ...]
+
+
+Message = (
+    VoteRequest
+    | VoteResponse
+    | AppendEntries
+    | AppendResponse
+    | Heartbeat
+    | HeartbeatResponse
+    | Propose
+)
+"""Any message of the protocol."""
+
+MESSAGE_TYPES: tuple[type, ...] = (
+    VoteRequest,
+    VoteResponse,
+    AppendEntries,
+    AppendResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    Propose,
+)

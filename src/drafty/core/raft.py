@@ -1,0 +1,508 @@
+"""The Raft state machine of one node: roles, terms, elections, replication.
+
+Theory of operation
+-------------------
+A node is always in exactly one :class:`Role`. The role decides what a tick
+means and how a message is handled; everything else is shared:
+
+- FOLLOWER: counts ticks since it last heard from a leader; past its
+  randomised election timeout it starts a campaign. Stores appended entries.
+- PRE_CANDIDATE (with ``prevote``): asks the voters whether they *would* vote
+  for it in the next term, changing nobody's term (dissertation §9.6). Only on
+  a majority of yeses does it become a candidate. A node cut off from the
+  cluster therefore never inflates the term and never disrupts a healthy
+  leader when it comes back.
+- CANDIDATE: has bumped its term and voted for itself; wins on a majority of
+  votes (paper §5.2), becomes a follower on losing or on hearing of a leader.
+- LEADER: appends a no-op entry on election (§5.4.2, so entries of earlier
+  terms get committed), replicates to each follower through its
+  :class:`~drafty.core.progress.Progress`, sends heartbeats, and commits
+  by majority match, counting only entries of its own term (§5.4.2, figure 8).
+  With ``check_quorum`` it steps down when a majority has been silent for an
+  election timeout.
+
+Every incoming message first goes through the term check in :meth:`step`:
+a higher term turns the node into a follower of that term (except for the
+PreVote round and votes ignored under a leader's lease), a lower term marks the
+message stale (answered when that helps the sender catch up, else dropped).
+
+The core never raises on remote input: a message that is stale, from an
+unknown peer, or internally impossible is dropped and counted in
+:attr:`Raft.counters` under a reason name.
+
+Output is data: messages go to :attr:`Raft.msgs` (may be sent at once) or
+:attr:`Raft.msgs_after_persist` (only after this node's state is durable);
+see :mod:`drafty.core.ready` for the full ordering contract.
+
+Invariants
+----------
+- ``term`` and ``vote`` never go back; ``vote`` is reset only on a new term.
+- At most one vote is granted per term (``vote`` is persisted before the
+  grant leaves the node).
+- ``leader == id`` iff ``role is LEADER``.
+- A leader's log only grows during its term (leader append-only).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+from enum import Enum
+
+from .config import Config
+from .errors import NotLeader
+from .log import RaftLog
+from .messages import (
+    AppendEntries,
+    AppendResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    Message,
+    Propose,
+    VoteRequest,
+    VoteResponse,
+)
+from .progress import Progress, ProgressState
+from .quorum import VoteResult, committed_index, has_quorum, vote_result
+from .types import NONE, Entry, EntryKind, HardState, NodeId
+
+
+class Role(Enum):
+    FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre-candidate"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+# Messages that carry no promise about this node's durable state, so they may
+# leave before the Ready that produced them is persisted. A leader may send
+# appends in parallel with its own disk write (dissertation §10.2.1) because
+# it counts itself towards commit only once its write is durable.
+_IMMEDIATE = (AppendEntries, Heartbeat, Propose)
+
+
+class Raft:
+    """One node's protocol state. Driven through :class:`drafty.core.RawNode`."""
+
+    def __init__(self, config: Config, rng: random.Random, hard: HardState, log: RaftLog) -> None:
+        self.cfg = config
+        self.id: NodeId = config.id
+        self.voters: tuple[NodeId, ...] = config.voters
+        self.peers: tuple[NodeId, ...] = tuple(v for v in config.voters if v != config.id)
+        self.rng = rng
+        self.log = log
+        self.term = hard.term
+        """Current term; never decreases."""
+        self.vote: NodeId = hard.vote
+        """Who this node voted for in ``term`` (NONE: nobody yet)."""
+        self.role = Role.FOLLOWER
+        self.leader: NodeId = NONE
+        self.election_elapsed = 0
+        """Ticks since the last sign of a leader (or, on a leader, since the last quorum check)."""
+        self.heartbeat_elapsed = 0
+        self.timeout = self._random_timeout()
+        """This round's election timeout, in ``[election_ticks, 2 * election_ticks)``."""
+        self.votes: dict[NodeId, bool] = {}
+        self.progress: dict[NodeId, Progress] = {}
+        self.msgs: list[Message] = []
+        self.msgs_after_persist: list[Message] = []
+        self.counters: Counter[str] = Counter()
+        """Dropped or refused input by reason, and notable events, for metrics."""
+        self._broadcast_pending = False
+
+    # -- helpers ---------------------------------------------------------
+
+    def _random_timeout(self) -> int:
+        e = self.cfg.election_ticks
+        return e + self.rng.randrange(e)
+
+    def _send(self, m: Message) -> None:
+        if isinstance(m, _IMMEDIATE) or (isinstance(m, (VoteRequest, VoteResponse)) and m.pre):
+            self.msgs.append(m)
+        else:
+            self.msgs_after_persist.append(m)
+
+    def hard_state(self) -> HardState:
+        return HardState(self.term, self.vote, self.log.committed)
+
+    def _reset(self, term: int) -> None:
+        if term != self.term:
+            self.term = term
+            self.vote = NONE
+        self.leader = NONE
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.timeout = self._random_timeout()
+        self.votes = {}
+        self.progress = {}
+        self._broadcast_pending = False
+
+    # -- role transitions ------------------------------------------------
+
+    def become_follower(self, term: int, leader: NodeId) -> None:
+        self._reset(term)
+        self.role = Role.FOLLOWER
+        self.leader = leader
+
+    def become_pre_candidate(self) -> None:
+        # Term and vote stay as they are: a pre-vote changes no durable state.
+        self._reset(self.term)
+        self.role = Role.PRE_CANDIDATE
+
+    def become_candidate(self) -> None:
+        self._reset(self.term + 1)
+        self.vote = self.id
+        self.role = Role.CANDIDATE
+
+    def become_leader(self) -> None:
+        self._reset(self.term)
+        self.role = Role.LEADER
+        self.leader = self.id
+        nxt = self.log.last_index() + 1
+        self.progress = {p: Progress(nxt, self.cfg.max_inflight) for p in self.peers}
+        self.counters["elections_won"] += 1
+        self._append_local([Entry(nxt, self.term, EntryKind.NOOP)])
+
+    # -- inputs ----------------------------------------------------------
+
+    def tick(self) -> None:
+        if self.role is Role.LEADER:
+            self._tick_leader()
+        else:
+            self.election_elapsed += 1
+            if self.election_elapsed >= self.timeout:
+                self.campaign()
+
+    def _tick_leader(self) -> None:
+        self.heartbeat_elapsed += 1
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.cfg.election_ticks:
+            self.election_elapsed = 0
+            if self.cfg.check_quorum:
+                active = [p for p, pr in self.progress.items() if pr.recent_active]
+                active.append(self.id)
+                if not has_quorum(self.voters, active):
+                    self.counters["check_quorum_step_downs"] += 1
+                    self.become_follower(self.term, NONE)
+                    return
+                for pr in self.progress.values():
+                    pr.recent_active = False
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
+            self.heartbeat_elapsed = 0
+            for p, pr in self.progress.items():
+                commit = min(pr.match, self.log.committed)
+                self._send(Heartbeat(self.id, p, self.term, commit))
+
+    def campaign(self) -> None:
+        """Start an election now (a PreVote round first when enabled)."""
+        if self.role is Role.LEADER:
+            return
+        if self.cfg.prevote:
+            self.become_pre_candidate()
+            term = self.term + 1
+        else:
+            self.become_candidate()
+            term = self.term
+        pre = self.role is Role.PRE_CANDIDATE
+        self.votes[self.id] = True
+        if self._tally():
+            return
+        last_index, last_term = self.log.last_index(), self.log.last_term()
+        for p in self.peers:
+            self._send(VoteRequest(self.id, p, term, last_index, last_term, pre))
+
+    def _tally(self) -> bool:
+        """Act on the votes so far; True if the election was decided."""
+        result = vote_result(self.voters, self.votes)
+        if result is VoteResult.WON:
+            if self.role is Role.PRE_CANDIDATE:
+                self.become_candidate()
+                self.votes[self.id] = True
+                if self._tally():
+                    return True
+                last_index, last_term = self.log.last_index(), self.log.last_term()
+                for p in self.peers:
+                    self._send(VoteRequest(self.id, p, self.term, last_index, last_term))
+            else:
+                self.become_leader()
+            return True
+        if result is VoteResult.LOST:
+            self.become_follower(self.term, NONE)
+            return True
+        return False
+
+    def propose(self, data: Iterable[bytes]) -> int | None:
+        """Append client data; see :meth:`drafty.core.RawNode.propose`."""
+        batch = tuple(data)
+        if self.role is not Role.LEADER:
+            if self.cfg.forward_proposals and self.leader != NONE:
+                self._send(Propose(self.id, self.leader, self.term, batch))
+                return None
+            raise NotLeader(self.leader)
+        first = self.log.last_index() + 1
+        self._append_local(
+            [Entry(first + k, self.term, EntryKind.NORMAL, d) for k, d in enumerate(batch)]
+        )
+        return self.log.last_index()
+
+    def _append_local(self, entries: list[Entry]) -> None:
+        self.log.append(entries)
+        self._broadcast_pending = True
+        if not self.peers:
+            self._maybe_commit()
+
+    def persisted_to(self, index: int, term: int) -> None:
+        """The driver made entries up to ``(index, term)`` durable on this node."""
+        log = self.log
+        if index > log.persisted and log.matches(index, term):
+            log.persisted = min(index, log.stable)
+            if self.role is Role.LEADER and self._maybe_commit():
+                self._broadcast_pending = True
+
+    # -- message handling ------------------------------------------------
+
+    def step(self, m: Message) -> None:
+        """Handle one message from a peer; bad input is dropped and counted."""
+        reason = _invalid(m, self.id, self.peers)
+        if reason is not None:
+            self.counters[reason] += 1
+            return
+        if m.term > self.term:
+            if isinstance(m, VoteRequest) and self._in_lease():
+                self.counters["vote_ignored_in_lease"] += 1
+                return
+            if isinstance(m, VoteRequest) and m.pre:
+                pass  # a pre-vote never changes our term
+            elif isinstance(m, VoteResponse) and m.pre and m.granted:
+                pass  # granted pre-votes carry the term we would campaign in
+            else:
+                leader = m.src if isinstance(m, (AppendEntries, Heartbeat)) else NONE
+                self.become_follower(m.term, leader)
+        elif m.term < self.term:
+            self._step_stale(m)
+            return
+        if isinstance(m, VoteRequest):
+            self._handle_vote_request(m)
+        elif self.role is Role.LEADER:
+            self._step_leader(m)
+        elif self.role is Role.FOLLOWER:
+            self._step_follower(m)
+        else:
+            self._step_candidate(m)
+
+    def _in_lease(self) -> bool:
+        """Whether to ignore a higher-term vote request because a leader is alive.
+
+        Dissertation §4.2.3: a server that heard from a leader within the minimum
+        election timeout disregards RequestVote, so a node that was cut off
+        cannot depose a working leader. A leader counts as alive to itself only
+        with CheckQuorum, which makes it step down once it loses its majority.
+        """
+        if self.leader == NONE:
+            return False
+        if self.role is Role.LEADER:
+            return self.cfg.check_quorum
+        lease = self.cfg.check_quorum or self.cfg.prevote
+        return lease and self.election_elapsed < self.cfg.election_ticks
+
+    def _step_stale(self, m: Message) -> None:
+        if isinstance(m, (AppendEntries, Heartbeat)):
+            # A deposed leader that never hears a higher term would keep
+            # disrupting (with PreVote, nobody else raises the term for it):
+            # tell it our term so it steps down.
+            self._send(AppendResponse(self.id, m.src, self.term, False, 0))
+        elif isinstance(m, VoteRequest) and m.pre:
+            self._send(VoteResponse(self.id, m.src, self.term, False, pre=True))
+        self.counters["stale_term"] += 1
+
+    def _handle_vote_request(self, m: VoteRequest) -> None:
+        can_vote = (
+            self.vote == m.src
+            or (self.vote == NONE and self.leader == NONE)
+            or (m.pre and m.term > self.term)
+        )
+        if can_vote and self.log.is_up_to_date(m.last_index, m.last_term):
+            if m.pre:
+                self._send(VoteResponse(self.id, m.src, m.term, True, pre=True))
+            else:
+                self.vote = m.src
+                self.election_elapsed = 0
+                self._send(VoteResponse(self.id, m.src, self.term, True))
+        else:
+            self._send(VoteResponse(self.id, m.src, self.term, False, pre=m.pre))
+
+    def _step_candidate(self, m: Message) -> None:
+        if isinstance(m, (AppendEntries, Heartbeat)):
+            # A leader of our own term exists: we lost this election.
+            self.become_follower(self.term, m.src)
+            self._step_follower(m)
+        elif isinstance(m, VoteResponse):
+            if m.pre != (self.role is Role.PRE_CANDIDATE):
+                self.counters["stale_vote_response"] += 1
+                return
+            self.votes.setdefault(m.src, m.granted)
+            self._tally()
+        else:
+            self.counters["unexpected_message"] += 1
+
+    def _step_follower(self, m: Message) -> None:
+        if isinstance(m, AppendEntries):
+            self.leader = m.src
+            self.election_elapsed = 0
+            self._handle_append(m)
+        elif isinstance(m, Heartbeat):
+            self.leader = m.src
+            self.election_elapsed = 0
+            self.log.commit_to(m.commit)
+            self._send(HeartbeatResponse(self.id, m.src, self.term))
+        else:
+            self.counters["unexpected_message"] += 1
+
+    def _handle_append(self, m: AppendEntries) -> None:
+        log = self.log
+        prev_index, prev_term, entries = m.prev_index, m.prev_term, m.entries
+        if prev_index < log.committed:
+            # The committed prefix is the same everywhere (state machine
+            # safety), so skip the part of the message we already hold.
+            skip = log.committed - prev_index
+            prev_index = log.committed
+            prev_term = log.term(prev_index) or 0
+            entries = entries[skip:]
+        if log.matches(prev_index, prev_term):
+            if not log.append_after(prev_index, entries):
+                self.counters["conflicts_with_committed"] += 1
+                return
+            last_new = prev_index + len(entries)
+            log.commit_to(min(m.commit, last_new))
+            self._send(AppendResponse(self.id, m.src, self.term, True, last_new))
+            return
+        if prev_index > log.last_index():
+            hint_term, hint_index = 0, log.last_index() + 1
+        else:
+            hint_term = log.term(prev_index) or 0
+            hint_index = log.first_index_of_term(prev_index)
+        self.counters["appends_rejected"] += 1
+        self._send(
+            AppendResponse(self.id, m.src, self.term, False, prev_index, hint_term, hint_index)
+        )
+
+    def _step_leader(self, m: Message) -> None:
+        if isinstance(m, AppendResponse):
+            self._handle_append_response(m)
+        elif isinstance(m, HeartbeatResponse):
+            pr = self.progress[m.src]
+            pr.recent_active = True
+            pr.probe_sent = False
+            if pr.match < self.log.last_index():
+                self._send_append(m.src, pr)
+        elif isinstance(m, Propose):
+            first = self.log.last_index() + 1
+            self._append_local(
+                [Entry(first + k, self.term, EntryKind.NORMAL, d) for k, d in enumerate(m.data)]
+            )
+            self.counters["proposals_forwarded_in"] += 1
+        elif isinstance(m, (AppendEntries, Heartbeat)):
+            # Two leaders in one term would break election safety: refuse.
+            self.counters["second_leader_in_term"] += 1
+        else:
+            self.counters["unexpected_message"] += 1
+
+    def _handle_append_response(self, m: AppendResponse) -> None:
+        pr = self.progress[m.src]
+        pr.recent_active = True
+        if not m.success:
+            if m.index == 0 and m.conflict_index == 0:
+                return  # our own term was stale-checked elsewhere; nothing to retry
+            hint = m.conflict_index
+            if m.conflict_term:
+                last = self.log.last_index_of_term(m.conflict_term, m.index)
+                if last:
+                    hint = last + 1
+            if pr.maybe_decrease(m.index, max(hint, 1)):
+                self._send_append(m.src, pr)
+            return
+        if m.index > self.log.last_index():
+            self.counters["impossible_match"] += 1
+            return
+        if pr.maybe_update(m.index):
+            if pr.state is ProgressState.PROBE:
+                pr.become_replicate()
+            if self._maybe_commit():
+                self._broadcast_pending = True
+        while self._send_append(m.src, pr):
+            pass
+
+    # -- replication -----------------------------------------------------
+
+    def _send_append(self, to: NodeId, pr: Progress, send_if_empty: bool = False) -> bool:
+        """Send the next entries to ``to`` if its progress allows; True if sent."""
+        if pr.is_paused():
+            return False
+        log = self.log
+        last = log.last_index()
+        prev = pr.next - 1
+        prev_term = log.term(prev)
+        if prev_term is None:
+            # Compacted away: needs InstallSnapshot, which lands with snapshots.
+            self.counters["needs_snapshot"] += 1
+            return False
+        entries: list[Entry] = []
+        if pr.next <= last:
+            entries = log.slice(pr.next, last, self.cfg.max_msg_bytes)
+        elif pr.state is ProgressState.REPLICATE and not send_if_empty:
+            return False
+        self._send(
+            AppendEntries(self.id, to, self.term, prev, prev_term, tuple(entries), log.committed)
+        )
+        pr.sent(prev + len(entries), len(entries))
+        return bool(entries)
+
+    def flush(self) -> None:
+        """Send what the proposals and commits since the last flush call for.
+
+        Deferring this to Ready time batches every proposal made in between
+        into one AppendEntries per follower.
+        """
+        if not self._broadcast_pending:
+            return
+        self._broadcast_pending = False
+        for p, pr in self.progress.items():
+            sent = self._send_append(p, pr, send_if_empty=True)
+            while sent and pr.state is ProgressState.REPLICATE:
+                sent = self._send_append(p, pr)
+
+    def _maybe_commit(self) -> bool:
+        """Commit the majority match index if it is of our term (figure 8)."""
+        match = {p: pr.match for p, pr in self.progress.items()}
+        match[self.id] = self.log.persisted
+        index = committed_index(self.voters, match)
+        if index > self.log.committed and self.log.term(index) == self.term:
+            return self.log.commit_to(index)
+        return False
+
+
+def _invalid(m: Message, me: NodeId, peers: tuple[NodeId, ...]) -> str | None:
+    """Why a message must be dropped before it touches any state, or None."""
+    if m.dst != me:
+        return "wrong_destination"
+    if m.src not in peers:
+        return "unknown_peer"
+    if m.term < 0:
+        return "invalid_message"
+    if isinstance(m, AppendEntries):
+        if m.prev_index < 0 or m.prev_term < 0 or m.commit < 0 or m.prev_term > m.term:
+            return "invalid_message"
+        index, term = m.prev_index, m.prev_term
+        for e in m.entries:
+            if e.index != index + 1 or e.term < term or e.term > m.term:
+                return "invalid_message"
+            index, term = e.index, e.term
+    elif isinstance(m, AppendResponse):
+        if m.index < 0 or m.conflict_index < 0 or m.conflict_term < 0:
+            return "invalid_message"
+    elif isinstance(m, (VoteRequest, Heartbeat)):
+        values = (m.last_index, m.last_term) if isinstance(m, VoteRequest) else (m.commit,)
+        if min(values) < 0:
+            return "invalid_message"
+    return None

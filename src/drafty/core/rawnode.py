@@ -1,0 +1,232 @@
+"""RawNode: the core's public face, which hands out Ready batches.
+
+Theory of operation
+-------------------
+:class:`RawNode` wraps :class:`~drafty.core.raft.Raft` and keeps the
+bookkeeping of the Ready contract (see :mod:`drafty.core.ready`): which hard
+state and soft state the driver last saw, which Ready numbers are out, and
+which entries each one asked to persist, so that :meth:`RawNode.on_persisted`
+can move the log's ``persisted`` mark.
+
+Only one Ready may be outstanding between :meth:`ready` and :meth:`advance`;
+asking for another first is a :class:`~drafty.core.errors.CoreMisuse`, as are
+advancing a Ready that is not the outstanding one and reporting persistence
+of a Ready that was never advanced.
+
+Restart: construct a RawNode with what storage recovered (hard state, the
+entries after the last snapshot, how far the state machine had applied). The
+core re-delivers committed entries after ``applied`` as soon as they are
+durable, which they already are.
+
+Invariants
+----------
+- Ready numbers start at 1 and have no gaps.
+- ``persisted_number <= advanced_number <= issued_number``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .config import Config
+from .errors import CoreMisuse, StateError
+from .log import RaftLog
+from .messages import Message
+from .progress import Progress
+from .raft import Raft, Role
+from .ready import Ready, SoftState
+from .types import EMPTY_HARD_STATE, NONE, Entry, HardState, NodeId
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerStatus:
+    match: int
+    next: int
+    state: str
+    inflight: int
+    recent_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A snapshot of a node's state, for humans, metrics and tests."""
+
+    id: NodeId
+    role: Role
+    term: int
+    vote: NodeId
+    leader: NodeId
+    commit: int
+    applied: int
+    persisted: int
+    last_index: int
+    followers: dict[NodeId, FollowerStatus] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class RawNode:
+    """A Raft node with no I/O: feed it input, carry out its Ready batches."""
+
+    def __init__(
+        self,
+        config: Config,
+        rng: random.Random,
+        *,
+        hard_state: HardState = EMPTY_HARD_STATE,
+        entries: Sequence[Entry] = (),
+        applied: int = 0,
+        offset: int = 0,
+        offset_term: int = 0,
+    ) -> None:
+        """Start a node from durable state (all defaults: a brand-new node).
+
+        ``entries`` must directly follow ``(offset, offset_term)``, the last
+        index and term compacted away. Raises StateError if the state is
+        inconsistent (a log gap, a commit index beyond the log, a vote for a
+        stranger, a term older than the log's last term).
+        """
+        if not isinstance(rng, random.Random):
+            raise CoreMisuse("rng must be a random.Random instance (seed it for determinism)")
+        if hard_state.vote != NONE and hard_state.vote not in config.voters:
+            raise StateError(f"hard state votes for node {hard_state.vote}, not a voter")
+        log = RaftLog(
+            entries,
+            offset=offset,
+            offset_term=offset_term,
+            committed=hard_state.commit,
+            applied=applied,
+        )
+        if log.last_term() > hard_state.term:
+            raise StateError(
+                f"log holds term {log.last_term()} but hard state says term {hard_state.term}"
+            )
+        self.raft = Raft(config, rng, hard_state, log)
+        self._prev_hard = hard_state
+        self._prev_soft = SoftState(self.raft.role, self.raft.leader)
+        self._issued = 0
+        self._advanced = 0
+        self._persisted = 0
+        self._to_persist: dict[int, tuple[int, int]] = {}
+
+    # -- input -------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Advance logical time by one tick."""
+        self.raft.tick()
+
+    def step(self, message: Message) -> None:
+        """Handle a message from a peer. Never raises on bad remote input."""
+        self.raft.step(message)
+
+    def campaign(self) -> None:
+        """Start an election now instead of waiting for the timeout."""
+        self.raft.campaign()
+
+    def propose(self, data: bytes) -> int | None:
+        """Append ``data`` to the log if this node leads; return its index.
+
+        A follower configured with ``forward_proposals`` that knows a leader
+        forwards the data there and returns None (the index is learnt when
+        the entry is applied). Otherwise raises :class:`NotLeader`, naming the
+        leader this node knows, if any. Returning an index promises nothing
+        about commit: a leader change may still discard the entry.
+        """
+        return self.propose_batch((data,))
+
+    def propose_batch(self, data: Iterable[bytes]) -> int | None:
+        """Like :meth:`propose` for many items; returns the last one's index."""
+        items = list(data)
+        for d in items:
+            if not isinstance(d, bytes):
+                raise CoreMisuse(f"proposal data must be bytes, got {type(d).__name__}")
+        return self.raft.propose(items)
+
+    # -- output ------------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        """Whether :meth:`ready` would return a non-empty batch."""
+        r = self.raft
+        r.flush()
+        log = r.log
+        return bool(
+            r.msgs
+            or r.msgs_after_persist
+            or log.stable < log.last_index()
+            or min(log.committed, log.persisted) > log.applied
+            or r.hard_state() != self._prev_hard
+            or SoftState(r.role, r.leader) != self._prev_soft
+        )
+
+    def ready(self) -> Ready:
+        """Take the next batch of work. Call :meth:`advance` with it when done."""
+        if self._advanced != self._issued:
+            raise CoreMisuse(f"Ready {self._issued} was not advanced; advance it first")
+        r = self.raft
+        r.flush()
+        hard = r.hard_state()
+        soft = SoftState(r.role, r.leader)
+        msgs, after = tuple(r.msgs), tuple(r.msgs_after_persist)
+        r.msgs.clear()
+        r.msgs_after_persist.clear()
+        self._issued += 1
+        rd = Ready(
+            number=self._issued,
+            soft_state=soft if soft != self._prev_soft else None,
+            hard_state=hard if hard != self._prev_hard else None,
+            entries=tuple(r.log.unstable()),
+            messages=msgs,
+            messages_after_persist=after,
+            committed_entries=tuple(r.log.to_apply()),
+        )
+        self._prev_hard, self._prev_soft = hard, soft
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """Acknowledge that ``rd``'s persist step is under way and it was handed off."""
+        if rd.number != self._issued or self._advanced == self._issued:
+            raise CoreMisuse(f"advance of Ready {rd.number}, but Ready {self._issued} is out")
+        self._advanced = rd.number
+        log = self.raft.log
+        if rd.entries:
+            last = rd.entries[-1]
+            self._to_persist[rd.number] = (last.index, last.term)
+            if log.matches(last.index, last.term):
+                log.stable = max(log.stable, last.index)
+        if rd.committed_entries:
+            log.applied = rd.committed_entries[-1].index
+
+    def on_persisted(self, number: int) -> None:
+        """Ready ``number`` and every earlier one are durable on this node."""
+        if number > self._advanced:
+            raise CoreMisuse(f"Ready {number} reported durable before it was advanced")
+        if number <= self._persisted:
+            return
+        self._persisted = number
+        for n in sorted(k for k in self._to_persist if k <= number):
+            index, term = self._to_persist.pop(n)
+            self.raft.persisted_to(index, term)
+
+    # -- introspection -----------------------------------------------------
+
+    def status(self) -> Status:
+        r = self.raft
+        log = r.log
+        return Status(
+            id=r.id,
+            role=r.role,
+            term=r.term,
+            vote=r.vote,
+            leader=r.leader,
+            commit=log.committed,
+            applied=log.applied,
+            persisted=log.persisted,
+            last_index=log.last_index(),
+            followers={p: _follower_status(pr) for p, pr in r.progress.items()},
+            counters=dict(r.counters),
+        )
+
+
+def _follower_status(pr: Progress) -> FollowerStatus:
+    return FollowerStatus(pr.match, pr.next, pr.state.value, pr.inflights.count(), pr.recent_active)

@@ -1,0 +1,190 @@
+"""An in-memory cluster of core nodes with a hand-driven network.
+
+Theory of operation
+-------------------
+:class:`MemoryCluster` is the smallest driver of :class:`drafty.core.RawNode`
+that honours the whole Ready contract: each node has a :class:`MemoryDisk`
+that keeps what was persisted, a queue of messages addressed to it, and an
+applied list standing in for a state machine. Nothing happens on its own: the
+caller ticks nodes, processes their Readies and delivers messages, which makes
+it the engine behind the scripted protocol tests and the demo. The fault
+simulator builds virtual time and faults on top of the same pieces.
+
+Processing a Ready persists synchronously (so ``messages_after_persist`` may
+leave at once), sends both message lists into the network, and applies the
+committed entries. Links can be cut one way or both ways; a message on a cut
+link is dropped when sent. A crashed node loses everything but its disk and
+comes back from it on restart.
+
+Invariants: a node's ``applied`` list only grows, by consecutive indexes,
+and only with entries its RawNode handed out as committed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..core import Config, Entry, HardState, Message, NodeId, RawNode, Ready
+from ..core.types import EMPTY_HARD_STATE
+
+
+@dataclass
+class MemoryDisk:
+    """What one node has durably stored: hard state and log entries."""
+
+    hard_state: HardState = EMPTY_HARD_STATE
+    entries: list[Entry] = field(default_factory=list)
+
+    def persist(self, rd: Ready) -> None:
+        """Write a Ready's persist step: entries first, then hard state."""
+        if rd.entries:
+            first = rd.entries[0].index
+            del self.entries[first - 1 :]
+            self.entries.extend(rd.entries)
+        if rd.hard_state is not None:
+            self.hard_state = rd.hard_state
+
+
+@dataclass
+class SimNode:
+    """One member of the cluster: its core, disk and applied entries."""
+
+    id: NodeId
+    raw: RawNode
+    disk: MemoryDisk
+    applied: list[Entry] = field(default_factory=list)
+    up: bool = True
+
+
+class MemoryCluster:
+    """N nodes, a network of per-node inboxes, and links that can be cut."""
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        seed: int = 0,
+        config_overrides: dict[str, object] | None = None,
+    ) -> None:
+        self.ids: tuple[NodeId, ...] = tuple(range(1, n + 1))
+        self.seed = seed
+        self.overrides = dict(config_overrides or {})
+        self.nodes: dict[NodeId, SimNode] = {}
+        self.inbox: dict[NodeId, list[Message]] = {i: [] for i in self.ids}
+        self.cut: set[tuple[NodeId, NodeId]] = set()
+        """Directed links (src, dst) on which messages are dropped."""
+        for i in self.ids:
+            disk = MemoryDisk()
+            self.nodes[i] = SimNode(i, self._make_raw(i, disk, 0), disk)
+
+    def config(self, node: NodeId) -> Config:
+        return Config(id=node, voters=self.ids, **self.overrides)  # type: ignore[arg-type]
+
+    def _make_raw(self, node: NodeId, disk: MemoryDisk, restarts: int) -> RawNode:
+        rng = random.Random(f"{self.seed}/{node}/{restarts}")
+        return RawNode(
+            self.config(node),
+            rng,
+            hard_state=disk.hard_state,
+            entries=list(disk.entries),
+        )
+
+    # -- driving ---------------------------------------------------------
+
+    def process_ready(self, node: NodeId) -> Ready | None:
+        """Carry out one Ready of ``node`` if it has one; return it."""
+        n = self.nodes[node]
+        if not n.up or not n.raw.has_ready():
+            return None
+        rd = n.raw.ready()
+        n.disk.persist(rd)
+        n.raw.advance(rd)
+        n.raw.on_persisted(rd.number)
+        self.send(rd.messages)
+        self.send(rd.messages_after_persist)
+        for e in rd.committed_entries:
+            assert not n.applied or e.index == n.applied[-1].index + 1, "apply gap"
+            n.applied.append(e)
+        return rd
+
+    def send(self, msgs: Iterable[Message]) -> None:
+        for m in msgs:
+            if (m.src, m.dst) not in self.cut:
+                self.inbox[m.dst].append(m)
+
+    def deliver(self, node: NodeId) -> list[Message]:
+        """Step every message queued for ``node`` into it; return them."""
+        msgs, self.inbox[node] = self.inbox[node], []
+        n = self.nodes[node]
+        if not n.up:
+            return []
+        for m in msgs:
+            n.raw.step(m)
+        return msgs
+
+    def stabilize(self, max_rounds: int = 1000) -> None:
+        """Process Readies and deliver messages until nothing is left to do."""
+        for _ in range(max_rounds):
+            busy = False
+            for i in self.ids:
+                while self.process_ready(i) is not None:
+                    busy = True
+            for i in self.ids:
+                if self.inbox[i]:
+                    busy = True
+                    self.deliver(i)
+            if not busy:
+                return
+        raise RuntimeError(f"cluster did not settle within {max_rounds} rounds")
+
+    def tick(self, node: NodeId, times: int = 1) -> None:
+        n = self.nodes[node]
+        if n.up:
+            for _ in range(times):
+                n.raw.tick()
+
+    def tick_all(self, times: int = 1) -> None:
+        for i in self.ids:
+            self.tick(i, times)
+
+    # -- faults ------------------------------------------------------------
+
+    def isolate(self, node: NodeId) -> None:
+        for other in self.ids:
+            if other != node:
+                self.cut.add((node, other))
+                self.cut.add((other, node))
+
+    def partition(self, *groups: Iterable[NodeId]) -> None:
+        """Cut every link between nodes of different groups."""
+        member = {i: g for g, nodes in enumerate(groups) for i in nodes}
+        for a in self.ids:
+            for b in self.ids:
+                if a != b and member.get(a) != member.get(b):
+                    self.cut.add((a, b))
+
+    def heal(self) -> None:
+        self.cut.clear()
+
+    def crash(self, node: NodeId) -> None:
+        """Stop ``node``: its memory and queued messages are lost, its disk stays."""
+        self.nodes[node].up = False
+        self.inbox[node] = []
+
+    def restart(self, node: NodeId, restarts: int = 1) -> None:
+        """Bring ``node`` back from its disk alone (the state machine replays)."""
+        old = self.nodes[node]
+        self.nodes[node] = SimNode(node, self._make_raw(node, old.disk, restarts), old.disk)
+
+    # -- inspection --------------------------------------------------------
+
+    def leader(self) -> NodeId | None:
+        """The live node that believes it leads with the highest term, if any."""
+        best: tuple[int, NodeId] | None = None
+        for i, n in self.nodes.items():
+            st = n.raw.status()
+            if n.up and st.leader == i and (best is None or st.term > best[0]):
+                best = (st.term, i)
+        return best[1] if best else None
