@@ -7,7 +7,8 @@ Commands (ids are node ids; ``k=v`` options are optional):
 
 - ``add-nodes N [prevote=true] [check-quorum=true] [election=10] [heartbeat=1]
   [inflight=256] [max-bytes=N] [forward=false] [seed=0]``: start a cluster
-- ``campaign ID``; ``elect ID`` (campaign and stabilize quietly); ``propose ID DATA``; ``propose-batch ID DATA...``
+- ``campaign ID``; ``elect ID`` (campaign and stabilize quietly)
+- ``propose ID DATA``; ``propose-batch ID DATA...``
 - ``tick ID [N]``; ``tick-election ID...`` (enough ticks to time out for sure);
   ``tick-heartbeat ID``
 - ``process-ready ID...``; ``deliver-msgs ID...``; ``drop-msgs ID...``;
@@ -94,9 +95,11 @@ class Interaction:
             index = self.c.nodes[node].raw.propose_batch(d.encode() for d in items)
         except NotLeader as e:
             return [f"NotLeader: leader={e.leader}"]
-        return [f"forwarded to {self.c.nodes[node].raw.status().leader}"] if index is None else [
-            f"index {index}"
-        ]
+        return (
+            [f"forwarded to {self.c.nodes[node].raw.status().leader}"]
+            if index is None
+            else [f"index {index}"]
+        )
 
     def cmd_tick(self, args: list[str]) -> list[str]:
         self.c.tick(int(args[0]), int(args[1]) if len(args) > 1 else 1)
