@@ -189,11 +189,13 @@ class RawNode:
             raise CoreMisuse(f"advance of Ready {rd.number}, but Ready {self._issued} is out")
         self._advanced = rd.number
         log = self.raft.log
-        if rd.entries:
-            last = rd.entries[-1]
-            self._to_persist[rd.number] = (last.index, last.term)
-            if log.matches(last.index, last.term):
-                log.stable = max(log.stable, last.index)
+        # If the core was stepped since ready() and replaced part of what this
+        # Ready persists, only its prefix that is still in the log counts.
+        for e in reversed(rd.entries):
+            if log.matches(e.index, e.term):
+                self._to_persist[rd.number] = (e.index, e.term)
+                log.stable = max(log.stable, e.index)
+                break
         if rd.committed_entries:
             log.applied = rd.committed_entries[-1].index
 
