@@ -252,11 +252,15 @@ class Raft:
         if not self.peers:
             self._maybe_commit()
 
-    def persisted_to(self, index: int, term: int) -> None:
-        """The driver made entries up to ``(index, term)`` durable on this node."""
+    def persisted_to(self, index: int, term: int, cap: int) -> None:
+        """The driver made entries up to ``(index, term)`` durable on this node.
+
+        ``cap``: no index at or past ``cap + 1`` counts, because a Ready still in
+        flight may have rewritten the log from there on.
+        """
         log = self.log
         if index > log.persisted and log.matches(index, term):
-            log.persisted = min(index, log.stable)
+            log.persisted = max(log.persisted, min(index, log.stable, cap))
             if self.role is Role.LEADER and self._maybe_commit():
                 self._broadcast_pending = True
 
@@ -366,6 +370,9 @@ class Raft:
             # The committed prefix is the same everywhere (state machine
             # safety), so skip the part of the message we already hold.
             skip = log.committed - prev_index
+            if skip <= len(entries) and entries[skip - 1].term != log.term(log.committed):
+                self.counters["conflicts_with_committed"] += 1
+                return
             prev_index = log.committed
             prev_term = log.term(prev_index) or 0
             entries = entries[skip:]
@@ -394,8 +401,12 @@ class Raft:
             pr = self.progress[m.src]
             pr.recent_active = True
             pr.probe_sent = False
-            if pr.match < self.log.last_index():
-                self._send_append(m.src, pr)
+            if (
+                pr.match < self.log.last_index()
+                and not self._send_append(m.src, pr)
+                and pr.state is ProgressState.REPLICATE
+            ):
+                self._send_tail_probe(m.src, pr)
         elif isinstance(m, Propose):
             first = self.log.last_index() + 1
             self._append_local(
@@ -410,6 +421,9 @@ class Raft:
 
     def _handle_append_response(self, m: AppendResponse) -> None:
         pr = self.progress[m.src]
+        if m.index > self.log.last_index():
+            self.counters["impossible_match"] += 1
+            return
         pr.recent_active = True
         if not m.success:
             if m.index == 0 and m.conflict_index == 0:
@@ -458,6 +472,20 @@ class Raft:
         pr.sent(prev + len(entries), len(entries))
         return bool(entries)
 
+    def _send_tail_probe(self, to: NodeId, pr: Progress) -> None:
+        """An empty append at ``next - 1``, sent even when the window is full.
+
+        A follower in REPLICATE whose appends or acks were lost would
+        otherwise wait for a new proposal (or forever, with a full window):
+        this makes it ack (freeing the window) or reject (back to PROBE).
+        """
+        prev = pr.next - 1
+        prev_term = self.log.term(prev)
+        if prev_term is not None:
+            self._send(
+                AppendEntries(self.id, to, self.term, prev, prev_term, (), self.log.committed)
+            )
+
     def flush(self) -> None:
         """Send what the proposals and commits since the last flush call for.
 
@@ -495,14 +523,15 @@ def _invalid(m: Message, me: NodeId, peers: tuple[NodeId, ...]) -> str | None:
             return "invalid_message"
         index, term = m.prev_index, m.prev_term
         for e in m.entries:
-            if e.index != index + 1 or e.term < term or e.term > m.term:
+            if e.index != index + 1 or e.term < max(term, 1) or e.term > m.term:
                 return "invalid_message"
             index, term = e.index, e.term
     elif isinstance(m, AppendResponse):
         if m.index < 0 or m.conflict_index < 0 or m.conflict_term < 0:
             return "invalid_message"
-    elif isinstance(m, (VoteRequest, Heartbeat)):
-        values = (m.last_index, m.last_term) if isinstance(m, VoteRequest) else (m.commit,)
-        if min(values) < 0:
+    elif isinstance(m, VoteRequest):
+        if m.term < 1 or m.last_index < 0 or not 0 <= m.last_term <= m.term:
             return "invalid_message"
+    elif isinstance(m, Heartbeat) and m.commit < 0:
+        return "invalid_message"
     return None

@@ -108,7 +108,7 @@ class RawNode:
         self._issued = 0
         self._advanced = 0
         self._persisted = 0
-        self._to_persist: dict[int, tuple[int, int]] = {}
+        self._to_persist: dict[int, tuple[int, int, int]] = {}
 
     # -- input -------------------------------------------------------------
 
@@ -146,7 +146,12 @@ class RawNode:
     # -- output ------------------------------------------------------------
 
     def has_ready(self) -> bool:
-        """Whether :meth:`ready` would return a non-empty batch."""
+        """Whether :meth:`ready` would return a non-empty batch.
+
+        Not a pure query: it first turns proposals and commits made since the
+        last call into AppendEntries messages (the batching point), exactly as
+        :meth:`ready` would.
+        """
         r = self.raft
         r.flush()
         log = r.log
@@ -193,7 +198,7 @@ class RawNode:
         # Ready persists, only its prefix that is still in the log counts.
         for e in reversed(rd.entries):
             if log.matches(e.index, e.term):
-                self._to_persist[rd.number] = (e.index, e.term)
+                self._to_persist[rd.number] = (rd.entries[0].index, e.index, e.term)
                 log.stable = max(log.stable, e.index)
                 break
         if rd.committed_entries:
@@ -207,8 +212,10 @@ class RawNode:
             return
         self._persisted = number
         for n in sorted(k for k in self._to_persist if k <= number):
-            index, term = self._to_persist.pop(n)
-            self.raft.persisted_to(index, term)
+            _, index, term = self._to_persist.pop(n)
+            # Readies still in flight may have rewritten from their first index on.
+            cap = min((f for f, _, _ in self._to_persist.values()), default=index + 1) - 1
+            self.raft.persisted_to(index, term, cap)
 
     # -- introspection -----------------------------------------------------
 
