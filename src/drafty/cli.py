@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, demo
+from .service import cli as service_cli
+from .storage import cli as storage_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"drafty {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     demo.add_subcommand(sub)
+    service_cli.add_subcommands(sub)
+    storage_cli.add_subcommands(sub)
     return parser
 
 

@@ -1,0 +1,150 @@
+"""Service subcommands: serve, cluster, client verbs, status, putrnd, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..client import AsyncClient, CommandError
+from ..driver.api import OutcomeUnknown, Refused
+from .config import ClusterConfigError, load
+
+
+def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run one node of the key-value service")
+    p.add_argument("--config", type=Path, required=True, help="cluster.toml")
+    p.add_argument("--id", type=int, required=True, help="this node's id in cluster.toml")
+    p.add_argument("--data-dir", type=Path, required=True, help="this node's data directory")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("cluster", help="run a local cluster of separate node processes")
+    p.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    p.add_argument("--dir", type=Path, default=Path("drafty-data"), help="data directory")
+    p.add_argument("--port", type=int, default=7379, help="client port of node 1 (default 7379)")
+    p.set_defaults(func=_cluster)
+
+    def client_cmd(name: str, help: str, args: list[str]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--server", "-s", action="append", default=None,
+                       help="host:port of a node (repeatable; default 127.0.0.1:7379)")  # fmt: skip
+        for a in args:
+            p.add_argument(a)
+        return p
+
+    client_cmd("get", "read a key", ["key"]).set_defaults(func=_verb, verb="GET")
+    client_cmd("set", "write a key", ["key", "value"]).set_defaults(func=_verb, verb="SET")
+    client_cmd("del", "delete a key", ["key"]).set_defaults(func=_verb, verb="DEL")
+    client_cmd("cas", "compare-and-set a key", ["key", "expected", "new"]).set_defaults(
+        func=_verb, verb="CAS"
+    )
+    p = client_cmd("putrnd", "write random keys and values and print them", [])
+    p.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    p.set_defaults(func=_putrnd)
+    p = client_cmd("status", "show every node's Raft state", [])
+    p.add_argument("--config", type=Path, help="cluster.toml to list the nodes from")
+    p.set_defaults(func=_status)
+
+    from .bench import add_subcommand as add_bench
+
+    add_bench(sub)
+
+
+def servers(args: argparse.Namespace) -> list[str]:
+    return list(args.server or ["127.0.0.1:7379"])
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    try:
+        config = load(args.config)
+    except ClusterConfigError as e:
+        print(f"drafty serve: {e}", file=sys.stderr)
+        return 2
+    if args.id not in config.nodes:
+        print(f"drafty serve: node {args.id} is not in {args.config}", file=sys.stderr)
+        return 2
+    return serve(config, args.id, args.data_dir, args.verbose)
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from .localcluster import run_cluster
+
+    if not 1 <= args.nodes <= 9:
+        print("drafty cluster: --nodes must be in 1..9", file=sys.stderr)
+        return 2
+    return run_cluster(args.nodes, args.dir, args.port)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(nil)"
+    if isinstance(value, bytes):
+        return value.decode(errors="backslashreplace")
+    return str(value)
+
+
+async def _run(args: argparse.Namespace, *cmd: str) -> Any:
+    async with AsyncClient(servers(args)) as c:
+        return await c.execute(*cmd)
+
+
+def _verb(args: argparse.Namespace) -> int:
+    cmd = [args.verb] + [getattr(args, a) for a in ("key", "value", "expected", "new")
+                         if hasattr(args, a)]  # fmt: skip
+    try:
+        print(_show(asyncio.run(_run(args, *cmd))))
+    except (CommandError, Refused, OutcomeUnknown) as e:
+        print(f"drafty {args.verb.lower()}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _putrnd(args: argparse.Namespace) -> int:
+    async def go() -> None:
+        async with AsyncClient(servers(args)) as c:
+            for _ in range(args.n):
+                key, value = f"key:{secrets.token_hex(4)}", secrets.token_hex(8)
+                await c.set(key, value)
+                print(f"{key} {value}")
+
+    try:
+        asyncio.run(go())
+    except (CommandError, Refused, OutcomeUnknown) as e:
+        print(f"drafty putrnd: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    addrs = servers(args)
+    if args.config is not None:
+        addrs = [f"{h}:{p}" for h, p in load(args.config).clients().values()]
+
+    async def one(addr: str) -> str:
+        try:
+            async with AsyncClient([addr], timeout=1.0, deadline=1.0) as c:
+                raw = await c.execute("RAFT", "STATUS")
+        except Exception as e:
+            return f"{addr}: unreachable ({type(e).__name__})"
+        st = {raw[k].decode(): raw[k + 1] for k in range(0, len(raw), 2)}
+        line = (
+            f"{addr}: node {st['node_id']} {_show(st['role'])} term {st['term']} "
+            f"leader {st['leader']} commit {st['commit_index']} applied {st['applied_index']} "
+            f"last {st['last_index']}"
+        )
+        followers = [f"    follower {k[9:]}: {_show(v)}" for k, v in st.items()
+                     if k.startswith("follower_")]  # fmt: skip
+        return "\n".join([line, *followers])
+
+    async def all_nodes() -> list[str]:
+        return list(await asyncio.gather(*(one(a) for a in addrs)))
+
+    for line in asyncio.run(all_nodes()):
+        print(line)
+    return 0

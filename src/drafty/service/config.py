@@ -1,0 +1,131 @@
+"""cluster.toml: the list of nodes, read and validated with clear errors.
+
+Format::
+
+    cluster = "local"            # optional name; nodes refuse peers of another cluster
+    tick_ms = 50                 # optional: one core tick; election after 10-20 ticks
+
+    [[node]]
+    id = 1                       # positive integer, unique
+    peer = "127.0.0.1:7001"      # Raft traffic
+    client = "127.0.0.1:6379"    # Redis protocol
+
+Every problem is reported as a :class:`ClusterConfigError` naming the file,
+the node and the field.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core import DraftyError
+
+Address = tuple[str, int]
+
+
+class ClusterConfigError(DraftyError, ValueError):
+    """cluster.toml is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class NodeEntry:
+    id: int
+    peer: Address
+    client: Address
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    nodes: dict[int, NodeEntry]
+    tick_ms: int = 50
+
+    def peers(self) -> dict[int, Address]:
+        return {i: n.peer for i, n in self.nodes.items()}
+
+    def clients(self) -> dict[int, Address]:
+        return {i: n.client for i, n in self.nodes.items()}
+
+
+def parse_address(text: object, where: str) -> Address:
+    if not isinstance(text, str):
+        raise ClusterConfigError(f'{where}: expected "host:port", got {text!r}')
+    host, _, port = text.rpartition(":")
+    if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        raise ClusterConfigError(f"{where}: {text!r} is not host:port with a port in 1..65535")
+    return host.strip("[]"), int(port)
+
+
+def load(path: Path) -> ClusterConfig:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ClusterConfigError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ClusterConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ClusterConfigError(f"{path}: not valid TOML: {e}") from None
+    return from_dict(raw, str(path))
+
+
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def from_dict(raw: dict[str, Any], where: str) -> ClusterConfig:
+    unknown = set(raw) - {"cluster", "tick_ms", "node"}
+    if unknown:
+        raise ClusterConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    name = raw.get("cluster", "drafty")
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        raise ClusterConfigError(
+            f"{where}: cluster must be 1-64 letters, digits, '.', '_' or '-', got {name!r}"
+        )
+    tick_ms = raw.get("tick_ms", 50)
+    if type(tick_ms) is not int or not 1 <= tick_ms <= 10_000:
+        raise ClusterConfigError(f"{where}: tick_ms must be an integer in 1..10000")
+    tables = raw.get("node")
+    if not isinstance(tables, list) or not tables:
+        raise ClusterConfigError(f"{where}: no [[node]] tables")
+    nodes: dict[int, NodeEntry] = {}
+    seen: dict[Address, str] = {}
+    for k, t in enumerate(tables, 1):
+        here = f"{where}: node #{k}"
+        if not isinstance(t, dict):
+            raise ClusterConfigError(f"{here}: must be a table")
+        unknown = set(t) - {"id", "peer", "client"}
+        if unknown:
+            raise ClusterConfigError(f"{here}: unknown field(s) {', '.join(sorted(unknown))}")
+        node_id = t.get("id")
+        if type(node_id) is not int or node_id < 1:
+            raise ClusterConfigError(f"{here}: id must be a positive integer, got {node_id!r}")
+        if node_id in nodes:
+            raise ClusterConfigError(f"{here}: id {node_id} is used twice")
+        here = f"{where}: node {node_id}"
+        peer = parse_address(t.get("peer"), f"{here}: peer")
+        client = parse_address(t.get("client"), f"{here}: client")
+        for label, addr in (("peer", peer), ("client", client)):
+            if addr in seen:
+                raise ClusterConfigError(
+                    f"{here}: {label} address {addr[0]}:{addr[1]} is also {seen[addr]}'s"
+                )
+            seen[addr] = f"node {node_id} {label}"
+        nodes[node_id] = NodeEntry(node_id, peer, client)
+    return ClusterConfig(name, nodes, tick_ms)
+
+
+def render(config: ClusterConfig) -> str:
+    """The TOML text of ``config`` (what ``drafty cluster`` writes)."""
+    lines = [f'cluster = "{config.name}"', f"tick_ms = {config.tick_ms}", ""]
+    for n in sorted(config.nodes.values(), key=lambda n: n.id):
+        lines += [
+            "[[node]]",
+            f"id = {n.id}",
+            f'peer = "{n.peer[0]}:{n.peer[1]}"',
+            f'client = "{n.client[0]}:{n.client[1]}"',
+            "",
+        ]
+    return "\n".join(lines)

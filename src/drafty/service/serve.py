@@ -1,0 +1,72 @@
+"""``drafty serve``: run one node of the key-value service until told to stop.
+
+Starts a :class:`~drafty.driver.RaftNode` around a :class:`KVStore` and a
+:class:`RespServer` in front of it, on uvloop when it is installed. SIGINT and
+SIGTERM stop the node cleanly (the log is synced and closed); a fatal storage
+error stops it with exit status 3 so a supervisor notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from ..driver import NodeSettings, RaftNode
+from .config import ClusterConfig
+from .kv import KVStore
+from .server import RespServer
+
+log = logging.getLogger("drafty.serve")
+
+
+async def run_node(config: ClusterConfig, node_id: int, data_dir: Path) -> int:
+    entry = config.nodes[node_id]
+    settings = NodeSettings(
+        id=node_id,
+        cluster=config.name,
+        peers=config.peers(),
+        data_dir=data_dir,
+        tick_ms=config.tick_ms,
+    )
+    node = RaftNode(settings, KVStore())
+    stop = asyncio.Event()
+    status = 0
+
+    def fatal(e: BaseException) -> None:
+        nonlocal status
+        status = 3
+        stop.set()
+
+    node.on_fatal = fatal
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await node.start()
+    server = RespServer(node, config.clients())
+    await server.start(entry.client)
+    log.info(
+        "node %d serving Redis clients on %s:%d, Raft peers on %s:%d, data in %s",
+        node_id, *entry.client, *entry.peer, data_dir,
+    )  # fmt: skip
+    await stop.wait()
+    log.info("node %d stopping", node_id)
+    await server.close()
+    await node.stop()
+    return status
+
+
+def serve(config: ClusterConfig, node_id: int, data_dir: Path, verbose: bool = False) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=f"%(asctime)s node-{node_id} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run_node(config, node_id, data_dir))
+    result: int = uvloop.run(run_node(config, node_id, data_dir))
+    return result

@@ -1,0 +1,331 @@
+"""The Redis-protocol front door of a node.
+
+Theory of operation
+-------------------
+Each client connection gets a :class:`RequestParser` and an ordered queue of
+replies. Commands are dispatched as soon as they are parsed: connection
+commands (PING, HELLO, CLIENT...) answer at once, data commands are submitted
+to the :class:`~drafty.driver.RaftNode` and answered when applied. A writer
+task sends replies strictly in request order, so pipelined requests are
+answered in order while their log entries are proposed together (one Ready,
+one fsync for the whole pipeline).
+
+Every data command, reads included, goes through the log: reads are
+linearizable. Any node accepts any command (followers forward to the leader).
+Failures map to errors a client can act on:
+
+- ``-TRYAGAIN ...``: the command certainly had no effect (no leader known,
+  shutting down, its entry was replaced): retry freely;
+- ``-UNCERTAIN ...``: it may or may not have taken effect (timeout or
+  leadership change after it entered the log).
+
+Protocol errors (a bulk length over the limit, garbage) get ``-ERR Protocol
+error`` and the connection is closed; nothing from it is applied. The
+protocol version a reply is encoded in is fixed when its command is parsed,
+so a ``HELLO 3`` in a pipeline switches only the replies after it.
+
+``SEQ client seq command...`` runs a command with exactly-once semantics
+(see :mod:`drafty.service.sessions`); the native client uses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ..core import NONE, NodeId
+from ..driver import OutcomeUnknown, RaftNode, Refused, StateMachineError
+from ..luid import luid
+from . import kv
+from .resp import OK, Error, ProtocolError, Reply, RequestParser, Simple, encode
+from .sessions import SessionExpired
+
+log = logging.getLogger("drafty.service")
+
+Address = tuple[str, int]
+VERSION = "7.0.0"
+"""The Redis version we claim in HELLO and INFO (the command set is a subset)."""
+
+
+class _Stop:
+    """Queued after the last reply of a connection."""
+
+
+_STOP = _Stop()
+
+
+@dataclass
+class _Conn:
+    name: str
+    id: int
+    resp3: bool = False
+    client_name: bytes | None = None
+    closing: bool = False
+    replies: asyncio.Queue[tuple[Awaitable[Reply] | Reply | _Stop, bool]] = field(
+        default_factory=asyncio.Queue
+    )
+
+
+class RespServer:
+    """Serves the Redis protocol for one node (see the module docstring)."""
+
+    def __init__(
+        self,
+        node: RaftNode,
+        clients: dict[NodeId, Address],
+        *,
+        max_bulk: int = 64 << 20,
+    ) -> None:
+        self.node = node
+        self.clients = dict(clients)
+        self.max_bulk = max_bulk
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.Task[None]] = set()
+        self._next_id = 1
+        self._commands: dict[bytes, Callable[[_Conn, list[bytes]], Reply]] = {
+            b"PING": self._ping,
+            b"ECHO": self._echo,
+            b"HELLO": self._hello,
+            b"CLIENT": self._client,
+            b"QUIT": self._quit,
+            b"COMMAND": self._command,
+            b"INFO": self._info,
+            b"SELECT": self._select,
+            b"CONFIG": self._config,
+            b"AUTH": self._auth,
+            b"RAFT": self._raft,
+        }
+
+    async def start(self, listen: Address) -> None:
+        self._server = await asyncio.start_server(self._serve, *listen)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for t in list(self._conns):
+            t.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
+
+    # -- connections -------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns.add(task)
+        conn = _Conn(luid("client"), self._next_id)
+        self._next_id += 1
+        parser = RequestParser(max_bulk=self.max_bulk)
+        sender = asyncio.create_task(self._send_replies(conn, writer))
+        try:
+            while not conn.closing:
+                data = await reader.read(1 << 16)
+                if not data:
+                    break
+                try:
+                    commands = parser.feed(data)
+                except ProtocolError as e:
+                    log.info("%s: protocol error, closing: %s", conn.name, e)
+                    conn.replies.put_nowait((Error(f"ERR {e}"), conn.resp3))
+                    conn.closing = True
+                    break
+                for argv in commands:
+                    conn.replies.put_nowait((self._dispatch(conn, argv), conn.resp3))
+                    if conn.closing:
+                        break
+        except (ConnectionError, OSError) as e:
+            log.debug("%s: connection lost: %s", conn.name, e)
+        finally:
+            conn.replies.put_nowait((_STOP, False))
+            conn.closing = True
+            with contextlib.suppress(ConnectionError, OSError):
+                await sender
+            writer.close()
+            self._conns.discard(task)
+
+    async def _send_replies(self, conn: _Conn, writer: asyncio.StreamWriter) -> None:
+        q = conn.replies
+        while True:
+            item, resp3 = await q.get()
+            if isinstance(item, _Stop):
+                await writer.drain()
+                return
+            reply: Reply = await item if isinstance(item, asyncio.Future) else item  # type: ignore[assignment]
+            writer.write(encode(reply, resp3))
+            if q.empty():
+                await writer.drain()
+
+    # -- dispatch ----------------------------------------------------------------
+
+    def _dispatch(self, conn: _Conn, argv: list[bytes]) -> Awaitable[Reply] | Reply:
+        name = argv[0].upper()
+        handler = self._commands.get(name)
+        if handler is not None:
+            return handler(conn, argv)
+        if name == b"SEQ":
+            return self._seq(argv)
+        bad = kv.check(argv)
+        if bad is not None:
+            return bad
+        return asyncio.ensure_future(self._submit(argv, 0, 0))
+
+    def _seq(self, argv: list[bytes]) -> Awaitable[Reply] | Reply:
+        if len(argv) < 4:
+            return kv.wrong_arity(b"SEQ")
+        client, seq = kv._int(argv[1]), kv._int(argv[2])
+        if client is None or seq is None or client <= 0 or seq <= 0:
+            return Error("ERR SEQ needs a positive client id and sequence number")
+        inner = argv[3:]
+        bad = kv.check(inner)
+        if bad is not None:
+            return bad
+        return asyncio.ensure_future(self._submit(inner, client, seq))
+
+    async def _submit(self, argv: list[bytes], client: int, seq: int) -> Reply:
+        try:
+            result = await self.node.submit(kv.encode_command(argv), client=client, seq=seq)
+        except Refused as e:
+            return Error(f"TRYAGAIN {e.reason}{self._leader_hint(e.leader)}")
+        except OutcomeUnknown as e:
+            return Error(f"UNCERTAIN {e}")
+        except StateMachineError as e:
+            return Error(f"ERR {e}")
+        if isinstance(result, Refused):
+            return Error(f"TRYAGAIN {result.reason}")
+        if isinstance(result, SessionExpired):
+            return Error(f"SESSIONEXPIRED {result}")
+        reply: Reply = result
+        return reply
+
+    def _leader_hint(self, leader: NodeId) -> str:
+        addr = self.clients.get(leader)
+        return f" (leader is node {leader} at {addr[0]}:{addr[1]})" if addr else ""
+
+    # -- connection and server commands -------------------------------------------
+
+    def _ping(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        if len(argv) > 2:
+            return kv.wrong_arity(b"PING")
+        return argv[1] if len(argv) == 2 else Simple("PONG")
+
+    def _echo(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        return argv[1] if len(argv) == 2 else kv.wrong_arity(b"ECHO")
+
+    def _hello(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        if len(argv) >= 2:
+            ver = kv._int(argv[1])
+            if ver not in (2, 3):
+                return Error("NOPROTO unsupported protocol version")
+            rest = argv[2:]
+            while rest:
+                opt = rest[0].upper()
+                if opt == b"SETNAME" and len(rest) >= 2:
+                    conn.client_name, rest = rest[1], rest[2:]
+                elif opt == b"AUTH" and len(rest) >= 3:
+                    return Error("ERR AUTH is not supported: drafty has no passwords yet")
+                else:
+                    return Error("ERR syntax error in HELLO")
+            conn.resp3 = ver == 3
+        st = self.node.status()
+        reply: dict[str, Reply] = {
+            "server": "drafty",
+            "version": VERSION,
+            "proto": 3 if conn.resp3 else 2,
+            "id": conn.id,
+            "mode": "standalone",
+            "role": "master" if st.leader == st.id else "replica",
+            "modules": [],
+        }
+        return reply
+
+    def _client(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        if len(argv) < 2:
+            return kv.wrong_arity(b"CLIENT")
+        sub = argv[1].upper()
+        if sub == b"SETNAME" and len(argv) == 3:
+            if b" " in argv[2]:
+                return Error("ERR Client names cannot contain spaces")
+            conn.client_name = argv[2] or None
+            return OK
+        if sub == b"GETNAME" and len(argv) == 2:
+            return conn.client_name
+        if sub == b"ID" and len(argv) == 2:
+            return conn.id
+        if sub == b"SETINFO" and len(argv) == 4:
+            return OK
+        return Error(f"ERR unknown CLIENT subcommand '{argv[1].decode(errors='replace')}'")
+
+    def _quit(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        conn.closing = True
+        return OK
+
+    def _command(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        if len(argv) >= 2 and argv[1].upper() == b"COUNT":
+            return len(kv.SPECS) + len(self._commands) + 1
+        return []  # enough for redis-cli, which only uses COMMAND DOCS for hints
+
+    def _select(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        if len(argv) != 2:
+            return kv.wrong_arity(b"SELECT")
+        return OK if argv[1] == b"0" else Error("ERR DB index is out of range")
+
+    def _config(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        """CONFIG GET for the few settings tools ask about (redis-benchmark does)."""
+        if len(argv) < 3 or argv[1].upper() != b"GET":
+            return Error("ERR CONFIG supports only GET")
+        facts = {"appendonly": "yes", "appendfsync": "always", "save": "", "databases": "1"}
+        found: dict[str, Reply] = {}
+        for pattern in argv[2:]:
+            for k, v in facts.items():
+                if kv.glob_match(pattern.lower(), k.encode()):
+                    found[k] = v
+        return found
+
+    def _auth(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        return Error("ERR AUTH <password> called without any password configured")
+
+    def _info(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        st = self.node.status()
+        lines = [
+            "# Server",
+            f"redis_version:{VERSION}",
+            "drafty_version:0.1.0",
+            f"tcp_port:{self.clients.get(st.id, ('', 0))[1]}",
+            "",
+            "# Raft",
+        ]
+        for k, v in self._raft_status().items():
+            lines.append(f"{k}:{v.decode() if isinstance(v, bytes) else v}")
+        return ("\r\n".join(lines) + "\r\n").encode()
+
+    def _raft_status(self) -> dict[str, Reply]:
+        st = self.node.status()
+        out: dict[str, Reply] = {
+            "node_id": st.id,
+            "role": st.role.value,
+            "term": st.term,
+            "leader": st.leader,
+            "commit_index": st.commit,
+            "applied_index": self.node.applied,
+            "last_index": st.last_index,
+            "peers": ",".join(str(p) for p in sorted(self.clients) if p != st.id),
+        }
+        for p, f in sorted(st.followers.items()):
+            out[f"follower_{p}"] = f"match={f.match},lag={st.last_index - f.match},state={f.state}"
+        return out
+
+    def _raft(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        sub = argv[1].upper() if len(argv) == 2 else b""
+        if sub == b"LEADER":
+            leader = self.node.leader()
+            if leader == NONE:
+                return None
+            host, port = self.clients[leader]
+            return [leader, f"{host}:{port}"]
+        if sub == b"MEMBERS":
+            return [[i, f"{h}:{p}"] for i, (h, p) in sorted(self.clients.items())]
+        if sub == b"STATUS":
+            return self._raft_status()
+        return Error("ERR usage: RAFT LEADER | MEMBERS | STATUS")

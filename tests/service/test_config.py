@@ -1,0 +1,163 @@
+"""cluster.toml parsing (drafty.service.config)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from drafty.service.config import (
+    ClusterConfig,
+    ClusterConfigError,
+    NodeEntry,
+    from_dict,
+    load,
+    parse_address,
+    render,
+)
+
+GOOD = """\
+cluster = "prod"
+tick_ms = 20
+
+[[node]]
+id = 1
+peer = "127.0.0.1:7001"
+client = "127.0.0.1:6379"
+
+[[node]]
+id = 3
+peer = "10.0.0.3:7001"
+client = "[::1]:6380"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "cluster.toml"
+    p.write_text(text)
+    return p
+
+
+def test_valid_file(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, GOOD))
+    assert cfg.name == "prod"
+    assert cfg.tick_ms == 20
+    assert cfg.nodes == {
+        1: NodeEntry(1, ("127.0.0.1", 7001), ("127.0.0.1", 6379)),
+        3: NodeEntry(3, ("10.0.0.3", 7001), ("::1", 6380)),
+    }
+    assert cfg.peers() == {1: ("127.0.0.1", 7001), 3: ("10.0.0.3", 7001)}
+    assert cfg.clients()[3] == ("::1", 6380)
+
+
+def test_defaults(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, '[[node]]\nid = 1\npeer = "h:1"\nclient = "h:2"\n'))
+    assert cfg.name == "drafty" and cfg.tick_ms == 50
+
+
+def node(i: object = 1, peer: object = "h:1", client: object = "h:2") -> str:
+    def lit(v: object) -> str:
+        return f'"{v}"' if isinstance(v, str) else str(v).lower()
+
+    return f"[[node]]\nid = {lit(i)}\npeer = {lit(peer)}\nclient = {lit(client)}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("cluster = \n", "not valid TOML"),
+        ("[[node]\nid=1", "not valid TOML"),
+        ('cluster = "x"\n', "no [[node]]"),
+        ("node = []\n", "no [[node]]"),
+        ("node = 5\n", "no [[node]]"),
+        ("node = [5]\n", "must be a table"),
+        (node(1) + node(1, "h:3", "h:4"), "id 1 is used twice"),
+        (node("1"), "id must be a positive integer"),
+        (node(0), "id must be a positive integer"),
+        (node(-2), "id must be a positive integer"),
+        (node(True), "id must be a positive integer"),
+        (node(1.0), "id must be a positive integer"),
+        ('[[node]]\npeer = "h:1"\nclient = "h:2"\n', "id must be a positive integer"),
+        (node(1, "h"), "peer"),
+        (node(1, "h:0"), "port in 1..65535"),
+        (node(1, "h:65536"), "port in 1..65535"),
+        (node(1, ":80"), "peer"),
+        (node(1, "h:-1"), "peer"),
+        (node(1, "h:x"), "peer"),
+        (node(1, 7001), "peer"),
+        ('[[node]]\nid = 1\npeer = "h:1"\n', "client"),
+        (node(1, "h:1", "h:1"), "client address h:1 is also"),
+        (node(1) + node(2, "h:3", "h:1"), "client address h:1 is also"),
+        (node(1) + node(2, "h:2", "h:3"), "peer address h:2 is also"),
+        (node(1) + "port = 5\n", "unknown field(s) port"),
+        ("tick_ms = 0\n" + node(), "tick_ms"),
+        ("tick_ms = 10001\n" + node(), "tick_ms"),
+        ('tick_ms = "50"\n' + node(), "tick_ms"),
+        ("tick_ms = 1.5\n" + node(), "tick_ms"),
+        ("tick_ms = true\n" + node(), "tick_ms"),
+        ('cluster = ""\n' + node(), "cluster must be"),
+        ("cluster = 5\n" + node(), "cluster must be"),
+    ],
+)
+def test_errors_name_the_problem(tmp_path: Path, text: str, problem: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ClusterConfigError) as e:
+        load(path)
+    assert problem in str(e.value)
+    assert str(path) in str(e.value)
+
+
+def test_error_names_the_node(tmp_path: Path) -> None:
+    with pytest.raises(ClusterConfigError, match="node 2: peer"):
+        load(write(tmp_path, node(1) + node(2, "bad", "h:9")))
+    with pytest.raises(
+        ClusterConfigError, match=r"node 2: peer address h:2 is also .*node 1 client"
+    ):
+        load(write(tmp_path, node(1) + node(2, "h:2", "h:9")))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ClusterConfigError, match="no such file"):
+        load(tmp_path / "nope.toml")
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    p = tmp_path / "c.toml"
+    p.write_bytes(b'cluster = "\xff"\n')
+    with pytest.raises(ClusterConfigError, match="not valid TOML"):
+        load(p)
+
+
+def test_unreadable_path_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ClusterConfigError):
+        load(tmp_path)  # a directory: IsADirectoryError escapes
+
+
+def test_unicode_digit_port_is_a_config_error() -> None:
+    with pytest.raises(ClusterConfigError):
+        parse_address("h:²", "x")
+
+
+def test_unknown_top_level_field(tmp_path: Path) -> None:
+    with pytest.raises(ClusterConfigError, match="tick-ms"):
+        load(write(tmp_path, "tick-ms = 20\n" + node()))
+
+
+def test_render_parses_back(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, GOOD))
+    again = from_dict(tomllib.loads(render(cfg)), "rendered")
+    assert again == cfg
+    made = ClusterConfig(
+        "local",
+        {i: NodeEntry(i, ("127.0.0.1", 7000 + i), ("localhost", 6000 + i)) for i in (3, 1, 2)},
+        7,
+    )
+    assert from_dict(tomllib.loads(render(made)), "x") == made
+
+
+@pytest.mark.parametrize("name", ['a"b', "back\\slash", "", "x" * 65, "sp ace"])
+def test_cluster_names_are_restricted(name: str) -> None:
+    """Names are plain tokens, so render() can never write broken TOML."""
+    with pytest.raises(ClusterConfigError, match="cluster must be"):
+        from_dict({"cluster": name, "node": [{"id": 1, "peer": "h:1", "client": "h:2"}]}, "x")
