@@ -1,0 +1,1 @@
+"""Small state machines that show how to replicate your own with drafty."""
