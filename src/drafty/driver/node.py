@@ -55,6 +55,7 @@ from ..core import (
     Ready,
     Role,
     Status,
+    describe,
 )
 from ..luid import luid
 from ..service.sessions import SessionExpired, SessionTable, StaleRequest
@@ -96,6 +97,27 @@ class _Persisting:
     number: int
     seq: int
     messages: tuple[Message, ...]
+
+
+_RPC_NAMES = {
+    "AppendEntries": "append",
+    "AppendResponse": "append-ack",
+    "VoteRequest": "vote",
+    "VoteResponse": "vote-ack",
+    "Heartbeat": "heartbeat",
+    "HeartbeatResponse": "heartbeat-ack",
+    "Propose": "forward",
+}
+
+
+def _trace(node: NodeId, rd: Ready) -> None:
+    """Debug log of one Ready, each RPC named by a locally unique id (``append-4093``)."""
+    name = luid("ready")
+    log.debug("node %d %s: %d entries to persist, %d to apply, hard state %s", node, name,
+              len(rd.entries), len(rd.committed_entries), rd.hard_state)  # fmt: skip
+    for m in (*rd.messages, *rd.messages_after_persist):
+        rpc = luid(_RPC_NAMES.get(type(m).__name__, "message"))
+        log.debug("node %d %s %s: %s", node, name, rpc, describe.message(m))
 
 
 class StateMachineError(Exception):
@@ -279,6 +301,8 @@ class RaftNode:
         wal = self._wal
         transport = self._transport
         assert wal is not None and transport is not None
+        if log.isEnabledFor(logging.DEBUG):
+            _trace(self.id, rd)
         if rd.soft_state is not None:
             self._on_role(rd.soft_state.role, rd.soft_state.leader)
         seq = wal.append(rd.entries, rd.hard_state) if rd.must_persist() else wal.written_seq
