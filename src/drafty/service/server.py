@@ -132,7 +132,7 @@ class RespServer:
                     conn.closing = True
                     break
                 for argv in commands:
-                    conn.replies.put_nowait((self._dispatch(conn, argv), conn.resp3))
+                    conn.replies.put_nowait((self._dispatch_safely(conn, argv), conn.resp3))
                     if conn.closing:
                         break
         except (ConnectionError, OSError) as e:
@@ -158,6 +158,14 @@ class RespServer:
                 await writer.drain()
 
     # -- dispatch ----------------------------------------------------------------
+
+    def _dispatch_safely(self, conn: _Conn, argv: list[bytes]) -> Awaitable[Reply] | Reply:
+        """Dispatch; a bug in a handler answers an error instead of dropping the client."""
+        try:
+            return self._dispatch(conn, argv)
+        except Exception:
+            log.exception("%s: handler failed on %r", conn.name, argv[0][:32])
+            return Error("ERR internal error (logged on the server)")
 
     def _dispatch(self, conn: _Conn, argv: list[bytes]) -> Awaitable[Reply] | Reply:
         name = argv[0].upper()
@@ -192,6 +200,9 @@ class RespServer:
             return Error(f"UNCERTAIN {e}")
         except StateMachineError as e:
             return Error(f"ERR {e}")
+        except Exception:
+            log.exception("submit of %r failed", argv[0][:32])
+            return Error("ERR internal error (logged on the server)")
         if isinstance(result, Refused):
             return Error(f"TRYAGAIN {result.reason}")
         if isinstance(result, SessionExpired):
