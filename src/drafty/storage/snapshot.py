@@ -35,7 +35,6 @@ Invariants
 from __future__ import annotations
 
 import logging
-import os
 import re
 import struct
 import zlib
@@ -43,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorruptionError, LogMisuseError
-from .fsutil import make_dir, sync_dir, write_all
+from .fsutil import atomic_write, make_dir, sync_dir
 
 logger = logging.getLogger("drafty.storage")
 
@@ -165,16 +164,7 @@ class SnapshotStore:
     def save(self, meta: SnapshotMeta, data: bytes) -> Path:
         """Write a snapshot durably, then remove the older ones; returns its path."""
         path = self.directory / snapshot_name(meta.index, meta.term)
-        tmp = path.with_name(path.name + ".tmp")
-        contents = encode_snapshot(meta, data)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            write_all(fd, contents)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        sync_dir(self.directory)
+        atomic_write(path, encode_snapshot(meta, data))
         older = [f for f in self.files() if (f.index, f.term) < (meta.index, meta.term)]
         for f in older[self.keep - 1 :]:
             f.path.unlink(missing_ok=True)
