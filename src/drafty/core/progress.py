@@ -69,7 +69,15 @@ class Inflights:
 class Progress:
     """The leader's view of one follower (see the module docstring)."""
 
-    __slots__ = ("inflights", "match", "next", "probe_sent", "recent_active", "state")
+    __slots__ = (
+        "heartbeat_answered",
+        "inflights",
+        "match",
+        "next",
+        "probe_sent",
+        "recent_active",
+        "state",
+    )
 
     def __init__(self, next_index: int, max_inflight: int) -> None:
         self.match = 0
@@ -79,6 +87,8 @@ class Progress:
         """In PROBE: an append is outstanding; send no more until an answer or heartbeat."""
         self.recent_active = True
         """Heard from since the last CheckQuorum round."""
+        self.heartbeat_answered = False
+        """An answer to the latest heartbeat arrived (later ones trigger no resend)."""
         self.inflights = Inflights(max_inflight)
 
     def __repr__(self) -> str:

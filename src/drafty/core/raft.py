@@ -192,6 +192,7 @@ class Raft:
             self.heartbeat_elapsed = 0
             for p, pr in self.progress.items():
                 commit = min(pr.match, self.log.committed)
+                pr.heartbeat_answered = False
                 self._send(Heartbeat(self.id, p, self.term, commit))
 
     def campaign(self) -> None:
@@ -280,6 +281,13 @@ class Raft:
                 pass  # a pre-vote never changes our term
             elif isinstance(m, VoteResponse) and m.pre and m.granted:
                 pass  # granted pre-votes carry the term we would campaign in
+            elif isinstance(m, VoteRequest):
+                # Figure 2 resets the election timer only when a vote is
+                # granted: a stale candidate must not keep the node that could
+                # win from ever timing out, so the timer survives this step.
+                elapsed, timeout = self.election_elapsed, self.timeout
+                self.become_follower(m.term, NONE)
+                self.election_elapsed, self.timeout = elapsed, timeout
             else:
                 leader = m.src if isinstance(m, (AppendEntries, Heartbeat)) else NONE
                 self.become_follower(m.term, leader)
@@ -400,6 +408,11 @@ class Raft:
         elif isinstance(m, HeartbeatResponse):
             pr = self.progress[m.src]
             pr.recent_active = True
+            if pr.heartbeat_answered:
+                # A duplicate or late answer: resending once per heartbeat
+                # round is enough, and a burst of answers must not multiply it.
+                return
+            pr.heartbeat_answered = True
             pr.probe_sent = False
             if (
                 pr.match < self.log.last_index()

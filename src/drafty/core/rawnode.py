@@ -85,7 +85,8 @@ class RawNode:
         ``entries`` must directly follow ``(offset, offset_term)``, the last
         index and term compacted away. Raises StateError if the state is
         inconsistent (a log gap, a commit index beyond the log, a vote for a
-        stranger, a term older than the log's last term).
+        stranger). A hard state older than the log's last term (a crash
+        between persisting entries and hard state) is lifted to that term.
         """
         if not isinstance(rng, random.Random):
             raise CoreMisuse("rng must be a random.Random instance (seed it for determinism)")
@@ -99,9 +100,12 @@ class RawNode:
             applied=applied,
         )
         if log.last_term() > hard_state.term:
-            raise StateError(
-                f"log holds term {log.last_term()} but hard state says term {hard_state.term}"
-            )
+            # A crash between writing a Ready's entries and its hard state (the
+            # order ready.py prescribes) leaves the log a term ahead. Nothing
+            # that depends on the lost hard state left the node (votes and
+            # append responses wait for it), so adopting the log's term, with
+            # no vote cast in it, is safe.
+            hard_state = HardState(log.last_term(), NONE, hard_state.commit)
         self.raft = Raft(config, rng, hard_state, log)
         self._prev_hard = hard_state
         self._prev_soft = SoftState(self.raft.role, self.raft.leader)
