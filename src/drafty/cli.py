@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from . import __version__, demo
 from .service import cli as service_cli
+from .sim import cli as sim_cli
 from .storage import cli as storage_cli
 
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_subcommand(sub)
     service_cli.add_subcommands(sub)
     storage_cli.add_subcommands(sub)
+    sim_cli.add_subcommand(sub)
     return parser
 
 

@@ -1,0 +1,101 @@
+"""Client histories: invoke / ok / fail / info events, written as JSON lines.
+
+Theory of operation
+-------------------
+The workload reports every operation's call and completion here, with the
+virtual time they happened at. :class:`History` numbers the events in order
+(``index``) and serialises them in the format of
+/work/shared/histories/README.md, so drafty's linearizability checker reads
+simulator histories exactly as it reads those recorded from real processes::
+
+    {"process": 3, "type": "invoke", "f": "append", "key": "1", "value": "x 3 7 y",
+     "index": 17, "time": 52000000}
+
+``time`` is virtual nanoseconds, so two runs of a seed write identical files.
+
+Invariants
+----------
+- Events are recorded in non-decreasing virtual time; ``index`` is the
+  position in the file.
+- A process has at most one operation outstanding; ``info`` ends a process
+  (the workload continues under a new process number).
+- ``fail`` is used only when the operation certainly had no effect, and then
+  carries an ``error``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .kv import JsonValue, Operation
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEvent:
+    process: int
+    type: str
+    """``invoke``, ``ok``, ``fail`` or ``info``."""
+    f: str
+    key: str
+    value: JsonValue
+    index: int
+    time_ns: int
+    error: str | None = None
+
+    def to_json(self) -> str:
+        d: dict[str, object] = {
+            "process": self.process,
+            "type": self.type,
+            "f": self.f,
+            "key": self.key,
+            "value": self.value,
+        }
+        if self.error is not None:
+            d["error"] = self.error
+        d["index"] = self.index
+        d["time"] = self.time_ns
+        return json.dumps(d)
+
+
+@dataclass(slots=True)
+class History:
+    """The ordered record of one run's client events."""
+
+    events: list[HistoryEvent] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def _add(
+        self,
+        process: int,
+        kind: str,
+        op: Operation,
+        value: JsonValue,
+        time_ms: int,
+        error: str | None = None,
+    ) -> None:
+        self.counts[kind] += 1
+        ev = HistoryEvent(
+            process, kind, op.f, op.key, value, len(self.events), time_ms * 1_000_000, error
+        )
+        self.events.append(ev)
+
+    def invoke(self, process: int, op: Operation, time_ms: int) -> None:
+        self._add(process, "invoke", op, op.value, time_ms)
+
+    def ok(self, process: int, op: Operation, result: JsonValue, time_ms: int) -> None:
+        self._add(process, "ok", op, result if op.f == "get" else op.value, time_ms)
+
+    def fail(self, process: int, op: Operation, error: str, time_ms: int) -> None:
+        self._add(process, "fail", op, op.value, time_ms, error)
+
+    def info(self, process: int, op: Operation, time_ms: int) -> None:
+        self._add(process, "info", op, op.value, time_ms)
+
+    def to_jsonl(self) -> str:
+        return "".join(e.to_json() + "\n" for e in self.events)
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_jsonl(), encoding="utf-8")

@@ -1,0 +1,405 @@
+"""The safety oracle: Raft's invariants, checked incrementally after every event.
+
+Theory of operation
+-------------------
+The oracle watches what every node does (each Ready it hands out, each entry
+it applies, each completed sync, each restart) and raises :class:`Violation`
+the moment one of these stops holding:
+
+- **election safety**: at most one leader per term, ever (``leaders`` maps
+  term -> the node seen leading it);
+- **log matching**: two logs holding an entry with the same index and term are
+  identical up to it. Every node's log is mirrored from its Readies with a
+  hash chain (digest of the whole prefix up to each index); one global map
+  ``(index, term) -> chain digest`` then checks the property per new entry;
+- **leader append-only**: a leader never overwrites or removes entries in
+  its term;
+- **leader completeness**: a node becoming leader of term T holds every entry
+  committed in an earlier term. "Committed" means applied by some node; the
+  term it was committed in is at most the term of the first node seen to apply
+  it (that node learnt the commit in its term or earlier), so entries whose
+  observed commit term is below T are checked, which is sound;
+- **commit safety** (latent leader completeness): a node lacking the newest
+  committed entry never has a log at least as up-to-date as a majority's
+  (else it could win an election without it). In correct Raft the majority
+  that stored the entry refuses such a node; checked at every new commit,
+  election and crash, it catches an unsafe commit before any leader uses it;
+- **state machine safety**: an index is applied with the same entry (and the
+  same prefix) on every node;
+- **apply order**: each node applies indexes 1, 2, 3... exactly once per
+  lifetime, only entries of its own log, and only entries already durable on
+  its own disk (``applied <= persisted``);
+- **hard state monotonic**: within a lifetime and on disk, across restarts:
+  the term never decreases and the vote never changes within a term; a
+  restarted node starts from no less than its durable term and vote;
+- **promises are durable**: a node that granted a vote or acknowledged an
+  append (as sent on the wire, ``messages_after_persist``) still holds that
+  vote and those entries when it restarts, unless its durable term moved on;
+- **acknowledged writes**: a write a client saw ``ok`` at index i is the entry
+  every node applies at i (checked again at the end against the final state
+  by the model).
+
+Every check costs O(entries touched) so it can run after every event.
+
+Invariants (of the oracle itself)
+---------------------------------
+- ``committed`` is the chain digest of the applied prefix, one per index, and
+  grows by one index at a time.
+- ``views[n]`` mirrors node n's in-memory log exactly (entries from Readies,
+  or its durable log at restart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+
+from ..core import (
+    NONE,
+    AppendResponse,
+    Entry,
+    HardState,
+    Message,
+    NodeId,
+    RawNode,
+    Ready,
+    Role,
+    VoteResponse,
+    describe,
+)
+from .disk import SimDisk
+
+
+class Violation(Exception):
+    """An invariant broke. ``invariant`` names it; ``detail`` says how."""
+
+    def __init__(
+        self, invariant: str, detail: str, node: NodeId | None = None, cause: str | None = None
+    ) -> None:
+        super().__init__(f"{invariant}: {detail}")
+        self.invariant = invariant
+        self.detail = detail
+        self.node = node
+        self.cause = cause
+        """A diagnosis when the simulator recognises a known failure shape."""
+
+
+_EMPTY = b"\0" * 16
+
+
+def chain(prev: bytes, e: Entry) -> bytes:
+    """Digest of a log prefix ending with ``e``, given the digest before it."""
+    h = hashlib.blake2b(prev, digest_size=16)
+    h.update(struct.pack(">QQB", e.index, e.term, int(e.kind)))
+    h.update(e.data)
+    return h.digest()
+
+
+@dataclass(slots=True)
+class NodeView:
+    """The oracle's picture of one node lifetime."""
+
+    log: list[Entry] = field(default_factory=list)
+    digests: list[bytes] = field(default_factory=list)
+    hard_state: HardState = field(default_factory=HardState)
+    role: Role = Role.FOLLOWER
+    next_apply: int = 1
+
+
+@dataclass(slots=True)
+class Promise:
+    """What a node told its peers that only durable state may back."""
+
+    vote_term: int = 0
+    vote: NodeId = NONE
+    ack_term: int = 0
+    ack_index: int = 0
+    ack_entry_term: int = 0
+
+
+@dataclass(slots=True)
+class OracleStats:
+    elections: int = 0
+    max_term: int = 0
+
+
+class Oracle:
+    """Checks the invariants in the module docstring; raises :class:`Violation`."""
+
+    def __init__(self) -> None:
+        self.leaders: dict[int, NodeId] = {}
+        self.by_index_term: dict[tuple[int, int], bytes] = {}
+        self.committed: list[bytes] = []
+        """Chain digest of the applied prefix at index i, at ``committed[i - 1]``."""
+        self.commit_term: list[int] = []
+        """Upper bound on the term index i was committed in, at ``[i - 1]``."""
+        self.first_applier: list[NodeId] = []
+        self.acked: dict[int, bytes] = {}
+        self.durable: dict[NodeId, HardState] = {}
+        self.views: dict[NodeId, NodeView] = {}
+        self.promises: dict[NodeId, Promise] = {}
+        self.stats = OracleStats()
+
+    # -- log mirror and log matching ---------------------------------------
+
+    def _extend(
+        self, node: NodeId, view: NodeView, entries: tuple[Entry, ...] | list[Entry]
+    ) -> None:
+        first = entries[0].index
+        if first > len(view.log) + 1:
+            raise Violation(
+                "log shape", f"node {node} got entry {first} after {len(view.log)}", node
+            )
+        del view.log[first - 1 :]
+        del view.digests[first - 1 :]
+        prev = view.digests[-1] if view.digests else _EMPTY
+        table = self.by_index_term
+        for e in entries:
+            if e.index != len(view.log) + 1:
+                raise Violation("log shape", f"node {node}: entry {e.index} out of place", node)
+            d = chain(prev, e)
+            key = (e.index, e.term)
+            seen = table.setdefault(key, d)
+            if seen != d:
+                raise Violation(
+                    "log matching",
+                    f"node {node} holds {describe.entry(e)} but another log holding "
+                    f"term {e.term} at index {e.index} differs at or before it",
+                    node,
+                )
+            view.log.append(e)
+            view.digests.append(d)
+            prev = d
+
+    # -- hooks -------------------------------------------------------------
+
+    def on_start(self, node: NodeId, raw: RawNode, disk: SimDisk) -> None:
+        """A node (re)started from ``disk``: term and vote must not go back."""
+        r = raw.raft
+        now = HardState(r.term, r.vote, r.log.committed)
+        old = self.durable.get(node)
+        if old is not None:
+            _monotonic(node, old, now, "restart")
+        self._check_promises(node, now, disk)
+        view = NodeView(hard_state=now, next_apply=r.log.applied + 1)
+        self.views[node] = view
+        if disk.entries:
+            self._extend(node, view, disk.entries)
+        if r.log.entries != view.log:
+            raise Violation("restart", f"node {node} did not recover its durable log", node)
+
+    def on_send(self, m: Message) -> None:
+        """A message left its node: remember votes granted and appends acknowledged."""
+        if isinstance(m, VoteResponse):
+            if m.granted and not m.pre:
+                p = self.promises.setdefault(m.src, Promise())
+                if m.term >= p.vote_term:
+                    p.vote_term, p.vote = m.term, m.dst
+        elif isinstance(m, AppendResponse) and m.success and m.index > 0:
+            p = self.promises.setdefault(m.src, Promise())
+            if (m.term, m.index) > (p.ack_term, p.ack_index):
+                view = self.views.get(m.src)
+                if view is not None and m.index <= len(view.log):
+                    p.ack_term, p.ack_index = m.term, m.index
+                    p.ack_entry_term = view.log[m.index - 1].term
+
+    def _check_promises(self, node: NodeId, hs: HardState, disk: SimDisk) -> None:
+        p = self.promises.get(node)
+        if p is None:
+            return
+        if p.vote_term > hs.term or (p.vote_term == hs.term and hs.vote != p.vote):
+            raise Violation(
+                "promise durable",
+                f"node {node} granted its vote in term {p.vote_term} to {p.vote} but restarted "
+                f"with term {hs.term} vote {hs.vote}",
+                node,
+            )
+        if p.ack_term > hs.term:
+            raise Violation(
+                "promise durable",
+                f"node {node} acknowledged appends in term {p.ack_term} but restarted in "
+                f"term {hs.term}",
+                node,
+            )
+        if p.ack_term == hs.term:
+            e = disk.entry(p.ack_index)
+            if e is None or e.term != p.ack_entry_term:
+                raise Violation(
+                    "promise durable",
+                    f"node {node} acknowledged index {p.ack_index} (term {p.ack_entry_term}) "
+                    f"in term {p.ack_term} but restarted holding {_maybe(e)} there",
+                    node,
+                )
+
+    def on_crash(self, node: NodeId, disk: SimDisk) -> None:
+        """A node went down: from now on its log is its durable log."""
+        view = NodeView(hard_state=disk.hard_state, next_apply=0)
+        self.views[node] = view
+        if disk.entries:
+            self._extend(node, view, disk.entries)
+        self._check_protected()
+
+    def _check_protected(self) -> None:
+        i = len(self.committed)
+        if i == 0:
+            return
+        views = self.views
+        last = {n: (v.log[-1].term, len(v.log)) if v.log else (0, 0) for n, v in views.items()}
+        need = len(views) // 2 + 1
+        digest = self.committed[i - 1]
+        for n, v in views.items():
+            if len(v.log) >= i and v.digests[i - 1] == digest:
+                continue
+            mine = last[n]
+            voters = sorted(m for m, theirs in last.items() if mine >= theirs)
+            if len(voters) >= need:
+                raise Violation(
+                    "commit safety",
+                    f"entry {i} is committed but node {n} (last {mine[0]}/{mine[1]}) lacks it "
+                    f"and its log is as up-to-date as those of nodes {voters}, a majority",
+                    n,
+                )
+
+    def on_durable(self, node: NodeId, disk: SimDisk) -> None:
+        """The disk's durable part changed (a sync completed, a torn crash)."""
+        new = disk.hard_state
+        old = self.durable.get(node)
+        if old is not None and old != new:
+            _monotonic(node, old, new, "durable hard state")
+        self.durable[node] = new
+        n = len(disk.entries)
+        if new.commit > n:
+            raise Violation(
+                "durable state", f"node {node}: commit {new.commit} beyond durable log {n}", node
+            )
+
+    def on_ready(self, node: NodeId, rd: Ready) -> None:
+        view = self.views[node]
+        hs = rd.hard_state
+        if rd.entries:
+            was_leader = view.role is Role.LEADER
+            still = rd.soft_state is None or rd.soft_state.role is Role.LEADER
+            same_term = hs is None or hs.term == view.hard_state.term
+            first = rd.entries[0].index
+            if was_leader and still and same_term and first <= len(view.log):
+                raise Violation(
+                    "leader append-only",
+                    f"leader {node} of term {view.hard_state.term} overwrites its log "
+                    f"from index {first} (last {len(view.log)})",
+                    node,
+                )
+            self._extend(node, view, rd.entries)
+        if hs is not None:
+            _monotonic(node, view.hard_state, hs, "hard state")
+            if hs.commit < view.hard_state.commit:
+                raise Violation(
+                    "hard state",
+                    f"node {node} commit went back {view.hard_state.commit} -> {hs.commit}",
+                    node,
+                )
+            view.hard_state = hs
+        if rd.soft_state is not None:
+            view.role = rd.soft_state.role
+
+    def on_applied(self, node: NodeId, e: Entry, term: int, disk: SimDisk) -> None:
+        view = self.views[node]
+        i = e.index
+        if i != view.next_apply:
+            raise Violation(
+                "apply order", f"node {node} applied {i}, expected {view.next_apply}", node
+            )
+        view.next_apply = i + 1
+        if i > len(view.log) or view.log[i - 1] != e:
+            raise Violation(
+                "apply order", f"node {node} applied {describe.entry(e)}, not in its log", node
+            )
+        if disk.entry(i) != e:
+            raise Violation(
+                "applied before durable",
+                f"node {node} applied {describe.entry(e)} but its disk holds "
+                f"{_maybe(disk.entry(i))} at {i}",
+                node,
+            )
+        d = view.digests[i - 1]
+        k = len(self.committed)
+        if i <= k:
+            if self.committed[i - 1] != d:
+                raise Violation(
+                    "state machine safety",
+                    f"node {node} applied {describe.entry(e)} at index {i}, but node "
+                    f"{self.first_applier[i - 1]} applied a different entry (or prefix) there",
+                    node,
+                )
+            if term < self.commit_term[i - 1]:
+                self.commit_term[i - 1] = term
+        elif i == k + 1:
+            self.committed.append(d)
+            self.commit_term.append(term)
+            self.first_applier.append(node)
+            self._check_protected()
+        else:
+            raise Violation("apply order", f"node {node} applied {i} before anyone applied {k + 1}")
+        ack = self.acked.get(i)
+        if ack is not None and ack != d:
+            raise Violation("acknowledged write lost", f"node {node} applied another entry at {i}")
+
+    def after_event(self, node: NodeId, raw: RawNode) -> None:
+        """Role checks once a node has handled an event and drained its Readies."""
+        r = raw.raft
+        if r.role is not Role.LEADER:
+            return
+        term = r.term
+        seen = self.leaders.get(term)
+        if seen == node:
+            return
+        if seen is not None:
+            raise Violation(
+                "election safety", f"term {term} has two leaders: {seen} and {node}", node
+            )
+        self.leaders[term] = node
+        self.stats.elections += 1
+        self.stats.max_term = max(self.stats.max_term, term)
+        self._check_completeness(node, term)
+        self._check_protected()
+
+    def _check_completeness(self, node: NodeId, term: int) -> None:
+        view = self.views[node]
+        ct = self.commit_term
+        i = len(ct)
+        while i > 0 and ct[i - 1] >= term:
+            i -= 1
+        if i == 0:
+            return
+        if i > len(view.log) or view.digests[i - 1] != self.committed[i - 1]:
+            raise Violation(
+                "leader completeness",
+                f"node {node} became leader of term {term} without committed entry {i} "
+                f"(its log: last {len(view.log)}, at {i}: "
+                f"{_maybe(view.log[i - 1] if i <= len(view.log) else None)})",
+                node,
+            )
+
+    def on_ack(self, index: int) -> None:
+        """A client saw ``ok`` for the write applied at ``index``."""
+        self.acked[index] = self.committed[index - 1]
+
+    def commit_index(self) -> int:
+        return len(self.committed)
+
+
+def _maybe(e: Entry | None) -> str:
+    return "nothing" if e is None else describe.entry(e)
+
+
+def _monotonic(node: NodeId, old: HardState, new: HardState, what: str) -> None:
+    if new.term < old.term:
+        raise Violation(
+            "term monotonic", f"{what} of node {node}: term {old.term} -> {new.term}", node
+        )
+    if new.term == old.term and old.vote != NONE and new.vote != old.vote:
+        raise Violation(
+            "vote monotonic",
+            f"{what} of node {node}: vote in term {new.term} changed {old.vote} -> {new.vote}",
+            node,
+        )

@@ -1,0 +1,517 @@
+"""The deterministic cluster simulator: virtual time, one seed, oracle after every event.
+
+Theory of operation
+-------------------
+:class:`Simulation` runs N :class:`~drafty.sim.replica.Replica` nodes driving
+the real core, a :class:`~drafty.sim.network.Network`, simulated disks,
+clients (:mod:`drafty.sim.workload`) and a :class:`~drafty.sim.nemesis.Nemesis`
+on one event queue ordered by (virtual ms, insertion number). Everything
+random comes from ONE ``random.Random(seed)``; each RawNode gets its own
+``random.Random`` seeded from it at every (re)start. No wall clock, no global
+random: a seed replays byte for byte.
+
+The run has three phases, in virtual time:
+
+1. **faults** for ``steps`` steps of ``tick_ms`` (one step = one tick period):
+   each node ticks every ``tick_ms`` (with its own phase), messages travel
+   with latency, syncs take time, clients propose, the nemesis strikes;
+2. **heal** at ``steps * tick_ms``: every fault ends, the network turns calm,
+   regular clients stop and a probe client writes through the leader. Within
+   ``liveness_timeouts`` election timeouts a write must be ``ok`` ...
+3. **converge**: ... and every node must then apply it, its slowest node
+   gaining ground in every period of that length (a node catching up a long
+   log may take several). Missing either bound is a ``liveness`` violation.
+
+After every event, the nodes it touched have their Readies carried out and
+the :class:`~drafty.sim.oracle.Oracle` checks them; a violation (or any
+exception escaping the core) stops the run with the last events kept for the
+report (:mod:`drafty.sim.report`). So does a *message storm*: more than
+``storm_events`` events per node within one step, i.e. traffic that feeds on
+itself instead of settling.
+
+Per-seed choices (:class:`Scenario`): PreVote and CheckQuorum on or off,
+heartbeat period, inflight window, message byte budget, network rates, disk
+latency, number of clients, nemesis tempo.
+
+Invariants
+----------
+- Events are processed in (time, insertion) order; time never goes back.
+- Only a running node is ticked or stepped; a paused node's deliveries and
+  sync completions wait for its resume; a down node's are lost.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+import traceback
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..core import AppendEntries, AppendResponse, Entry, Message, NodeId, Ready, Role
+from ..core.progress import ProgressState
+from .events import (
+    ClientTimeout,
+    ClientWake,
+    Deadline,
+    Deliver,
+    Event,
+    Fault,
+    Heal,
+    NemesisAct,
+    Note,
+    SyncDone,
+    Tick,
+)
+from .kv import JsonValue
+from .nemesis import FAULT_KINDS, FaultAction, Nemesis
+from .network import Network, NetworkParams
+from .oracle import Oracle, Violation
+from .replica import NodeState, PendingSync, Replica
+from .scenario import ALL_FAULTS, Scenario, SimConfig, parse_faults
+from .workload import Workload
+
+__all__ = ["ALL_FAULTS", "Outcome", "SimConfig", "Simulation", "TraceItem", "parse_faults"]
+
+
+@dataclass(slots=True)
+class TraceItem:
+    number: int
+    time: int
+    event: Event
+    notes: list[Note] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How a run ended, for the report."""
+
+    violation: Violation | None = None
+    event_number: int = 0
+    time: int = 0
+    error: str | None = None
+    """Traceback of an exception that escaped the core or the simulator."""
+    liveness_ms: int | None = None
+    converge_ms: int | None = None
+
+
+class Simulation:
+    """One seeded run; see the module docstring. Call :meth:`run` once."""
+
+    def __init__(self, cfg: SimConfig) -> None:
+        if cfg.nodes < 1:
+            raise ValueError("nodes must be at least 1")
+        self.cfg = cfg
+        self.rng = random.Random(cfg.seed)
+        self.scenario = Scenario.choose(self.rng, cfg)
+        self.ids: tuple[NodeId, ...] = tuple(range(1, cfg.nodes + 1))
+        self.model = cfg.model_factory()
+        self.now = 0
+        self.events = 0
+        self._seq = 0
+        self._queue: list[tuple[int, int, Event]] = []
+        self.network = Network(self.rng, self.ids, self.scenario.network)
+        self.oracle = Oracle()
+        self.replicas: dict[NodeId, Replica] = {
+            i: Replica(
+                self.scenario.config(i, cfg),
+                self.model,
+                cfg.node_factory,
+                ack_before_fsync=cfg.ack_before_fsync,
+                forget_vote=cfg.forget_vote_on_restart,
+            )
+            for i in self.ids
+        }
+        self.deferred: dict[NodeId, list[Event]] = {i: [] for i in self.ids}
+        kinds = tuple(k for k in FAULT_KINDS if k in cfg.faults and k != "network")
+        sc = self.scenario
+        self.nemesis = Nemesis(
+            self, self.rng, self.ids, kinds, hunt=sc.hunt, max_faulty=sc.max_faulty
+        )
+        timeout = 5 * cfg.election_ticks * cfg.tick_ms
+        self.workload = Workload(
+            self, self.model, self.rng, self.ids, self.scenario.clients,
+            timeout_ms=timeout, think_ms=3 * cfg.tick_ms,
+        )  # fmt: skip
+        self.trace: deque[TraceItem] = deque(maxlen=None if cfg.verbose > 1 else cfg.trace_len)
+        """The last events (every event with ``verbose > 1``), for the report."""
+        self.log: list[str] = []
+        self.outcome = Outcome()
+        self.heal_at = cfg.steps * cfg.tick_ms
+        self.bound_ms = cfg.liveness_timeouts * cfg.election_ticks * cfg.tick_ms
+        self.restarts = 0
+        self.peak_step_events = 0
+        """Most events processed in one step (bursts show up here)."""
+        self._probe_index = 0
+        self._converge_low = 0
+        self._done = False
+        self._item: TraceItem | None = None
+
+    # -- scheduling ----------------------------------------------------------
+
+    def _at(self, t: int, ev: Event) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (t, self._seq, ev))
+
+    def wake_client(self, client: int, at: int) -> None:
+        self._at(at, ClientWake(client))
+
+    def client_timeout(self, client: int, req: int, at: int) -> None:
+        self._at(at, ClientTimeout(client, req))
+
+    def schedule_fault(self, at: int, action: FaultAction) -> None:
+        self._at(at, Fault(action))
+
+    def note(self, text: str, log: bool = True) -> None:
+        """Attach ``text`` to the current event's trace (and, with -v and ``log``, print it)."""
+        if self._item is not None:
+            self._item.notes.append(text)
+        if log and self.cfg.verbose:
+            self.log.append(f"  t={self.now}ms {text}")
+
+    # -- the run ---------------------------------------------------------------
+
+    def run(self) -> Outcome:
+        cfg = self.cfg
+        for i in self.ids:
+            self._start(i)
+            self._at(self.rng.randrange(cfg.tick_ms), Tick(i))
+        self._at(0, NemesisAct())
+        self._at(self.heal_at, Heal())
+        self.workload.start()
+        queue = self._queue
+        limit = cfg.storm_events * cfg.nodes
+        window, in_window = -1, 0
+        while queue and not self._done:
+            t, _, ev = heapq.heappop(queue)
+            self.now = t
+            self.events += 1
+            if t // cfg.tick_ms != window:
+                self.peak_step_events = max(self.peak_step_events, in_window)
+                window, in_window = t // cfg.tick_ms, 0
+            in_window += 1
+            if in_window > limit:
+                self._fail(self._storm(limit))
+                break
+            item = TraceItem(self.events, t, ev)
+            self._item = item
+            try:
+                self._handle(ev)
+            except Violation as v:
+                self._fail(v)
+            except Exception as e:  # the core or the sim raised: a finding either way
+                self._fail(Violation("exception", f"{type(e).__name__}: {e}"))
+                self.outcome.error = traceback.format_exc()
+            if item.notes or not isinstance(ev, Tick | NemesisAct | ClientWake) or self._done:
+                self.trace.append(item)
+        self._item = None
+        self.peak_step_events = max(self.peak_step_events, in_window)
+        return self.outcome
+
+    def _storm(self, limit: int) -> Violation:
+        kinds: dict[str, int] = {}
+        for _, _, ev in self._queue:
+            if isinstance(ev, Deliver):
+                m = ev.msg
+                key = f"{m.src}->{m.dst} {type(m).__name__}"
+                kinds[key] = kinds.get(key, 0) + 1
+        top = sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
+        return Violation(
+            "message storm",
+            f"more than {limit} events in one step ({self.cfg.tick_ms}ms); in flight: "
+            + ", ".join(f"{k} x{n}" for k, n in top),
+        )
+
+    def _fail(self, v: Violation) -> None:
+        self.outcome.violation = v
+        self.outcome.event_number = self.events
+        self.outcome.time = self.now
+        self._done = True
+
+    def _handle(self, ev: Event) -> None:
+        if isinstance(ev, Tick):
+            rep = self.replicas[ev.node]
+            self._at(self.now + self.cfg.tick_ms, ev)
+            if rep.running:
+                rep.raw.tick()
+                self.drive(ev.node)
+        elif isinstance(ev, Deliver):
+            self._deliver(ev)
+        elif isinstance(ev, SyncDone):
+            self._sync_done(ev)
+        elif isinstance(ev, ClientWake):
+            self.workload.wake(ev.client)
+        elif isinstance(ev, ClientTimeout):
+            self.workload.on_timeout(ev.client, ev.req)
+        elif isinstance(ev, NemesisAct):
+            if self.now < self.heal_at:
+                self.nemesis.act()
+                lo, hi = self.scenario.nemesis_gap
+                self._at(self.now + self.rng.randint(lo, hi), ev)
+        elif isinstance(ev, Fault):
+            self.nemesis.apply(ev.action)
+        elif isinstance(ev, Heal):
+            self._heal()
+        else:
+            self._deadline(ev.what)
+        if self._probe_index and self.outcome.converge_ms is None:
+            self._check_converged()
+
+    def _deliver(self, ev: Deliver) -> None:
+        m = ev.msg
+        rep = self.replicas[m.dst]
+        if rep.state is NodeState.DOWN:
+            self.network.refuse()
+        elif not self.network.admit(m):
+            pass
+        elif rep.state is NodeState.PAUSED:
+            self.deferred[m.dst].append(ev)
+        else:
+            rep.raw.step(m)
+            self.drive(m.dst)
+
+    def _sync_done(self, ev: SyncDone) -> None:
+        rep = self.replicas[ev.node]
+        if rep.epoch != ev.epoch or rep.state is NodeState.DOWN:
+            return
+        if rep.state is NodeState.PAUSED:
+            self.deferred[ev.node].append(ev)
+            return
+        if rep.sync_done(ev.sync, self):
+            self.oracle.on_durable(ev.node, rep.disk)
+            self.drive(ev.node)
+
+    def drive(self, node: NodeId) -> None:
+        """Carry out ``node``'s Readies, then run the per-event role checks."""
+        rep = self.replicas[node]
+        rep.drive(self)
+        raw = rep.raw
+        was = self.oracle.stats.elections
+        self.oracle.after_event(node, raw)
+        if self.oracle.stats.elections != was:
+            self.note(f"node {node} is leader of term {raw.raft.term}")
+            self.nemesis.elected(node, raw.raft.term)
+        self.workload.after_event(rep)
+
+    # -- ReadySink -------------------------------------------------------------
+
+    def on_ready(self, replica: Replica, rd: Ready) -> None:
+        if self._item is not None:
+            self._item.notes.append((replica.id, rd))
+        self.oracle.on_ready(replica.id, rd)
+
+    def on_applied(self, replica: Replica, entry: Entry, result: JsonValue) -> None:
+        self.oracle.on_applied(replica.id, entry, replica.raw.raft.term, replica.disk)
+        self.workload.on_applied(replica, entry, result)
+
+    def send(self, msgs: Sequence[Message]) -> None:
+        net = self.network
+        now = self.now
+        on_send = self.oracle.on_send
+        for m in msgs:
+            on_send(m)
+            for t in net.route(m, now):
+                self._at(t, Deliver(m))
+
+    def sync_started(self, replica: Replica, sync: PendingSync) -> None:
+        if replica.slow_until > self.now:
+            latency = self.rng.randint(20, 200)
+        else:
+            latency = self.rng.randint(1, self.scenario.sync_ms)
+        done = max(replica.sync_tail, self.now + latency)
+        replica.sync_tail = done
+        self._at(done, SyncDone(replica.id, replica.epoch, sync.id))
+
+    # -- workload Host ---------------------------------------------------------
+
+    def replica(self, node: NodeId) -> Replica:
+        return self.replicas[node]
+
+    def acknowledged(self, index: int) -> None:
+        self.oracle.on_ack(index)
+
+    def leader_guess(self) -> NodeId | None:
+        best: tuple[int, NodeId] | None = None
+        for i, rep in self.replicas.items():
+            if rep.running:
+                r = rep.raw.raft
+                if r.role is Role.LEADER and (best is None or r.term > best[0]):
+                    best = (r.term, i)
+        return None if best is None else best[1]
+
+    def leader_term(self, node: NodeId) -> int | None:
+        rep = self.replicas[node]
+        if rep.state is NodeState.DOWN:
+            return None
+        r = rep.raw.raft
+        return r.term if r.role is Role.LEADER else None
+
+    def probe_ok(self, index: int) -> None:
+        if self._probe_index:
+            return
+        self._probe_index = index
+        self._converge_low = min(r.applied for r in self.replicas.values())
+        self.outcome.liveness_ms = self.now - self.heal_at
+        self.note(f"liveness: write committed at index {index}")
+        self._at(self.now + self.bound_ms, Deadline("converge"))
+
+    # -- nemesis FaultHost -----------------------------------------------------
+
+    def running(self) -> list[NodeId]:
+        return [i for i in self.ids if self.replicas[i].state is NodeState.UP]
+
+    def down(self) -> list[NodeId]:
+        return [i for i in self.ids if self.replicas[i].state is NodeState.DOWN]
+
+    def paused(self) -> list[NodeId]:
+        return [i for i in self.ids if self.replicas[i].state is NodeState.PAUSED]
+
+    def _start(self, node: NodeId) -> None:
+        rep = self.replicas[node]
+        rep.start(random.Random(self.rng.getrandbits(64)))
+        self.oracle.on_start(node, rep.raw, rep.disk)
+        self.drive(node)
+
+    def crash(self, node: NodeId) -> None:
+        rep = self.replicas[node]
+        keep = 0
+        if "disk" in self.cfg.faults and self.rng.random() < 0.5:
+            keep = self.rng.choice(rep.disk.torn_points(self.cfg.torn_records))
+        lost = len(rep.disk.pending) - keep
+        rep.crash(keep)
+        self.deferred[node].clear()
+        self.oracle.on_durable(node, rep.disk)
+        self.oracle.on_crash(node, rep.disk)
+        self.workload.on_crash(node)
+        torn = f", kept {keep} torn" if keep else ""
+        self.note(f"crash node {node} (lost {lost} unsynced writes{torn})")
+
+    def restart(self, node: NodeId) -> None:
+        self.restarts += 1
+        self.note(f"restart node {node}")
+        self._start(node)
+
+    def pause(self, node: NodeId) -> None:
+        self.replicas[node].state = NodeState.PAUSED
+        self.note(f"pause node {node}")
+
+    def resume(self, node: NodeId) -> None:
+        self.replicas[node].state = NodeState.UP
+        self.note(f"resume node {node}")
+        events, self.deferred[node] = self.deferred[node], []
+        for ev in events:
+            if isinstance(ev, Deliver):
+                self.replicas[node].raw.step(ev.msg)
+                self.drive(node)
+            else:
+                assert isinstance(ev, SyncDone)
+                self._sync_done(ev)
+
+    def slow_disk(self, node: NodeId, until: int) -> None:
+        self.replicas[node].slow_until = until
+
+    # -- the end ---------------------------------------------------------------
+
+    def _heal(self) -> None:
+        self.note("heal: every fault ends, probing liveness")
+        p = self.network.params
+        self.network.params = NetworkParams(
+            latency_min=p.latency_min, latency_max=p.latency_max, reorder=p.reorder
+        )
+        self.network.tail.clear()  # fresh connections: no head-of-line wait on old spikes
+        self.nemesis.heal_all()
+        self.workload.start_probe()
+        self._at(self.now + self.bound_ms, Deadline("leader"))
+
+    def _deadline(self, what: str) -> None:
+        ticks = self.bound_ms // self.cfg.tick_ms
+        stalled = self._stalled()
+        cause = "stalled-replication" if stalled else None
+        if what == "leader" and not self._probe_index:
+            raise Violation(
+                "liveness",
+                f"no write committed within {ticks} ticks ({self.cfg.liveness_timeouts} "
+                f"election timeouts) after faults healed; {self._roles()}{stalled}",
+                cause=cause,
+            )
+        if what == "converge" and self.outcome.converge_ms is None:
+            low = min(r.applied for r in self.replicas.values())
+            if low > self._converge_low:  # still catching up: give it another bound
+                self._converge_low = low
+                self._at(self.now + self.bound_ms, Deadline("converge"))
+                return
+            lag = [
+                f"node {i} applied {r.applied}" for i, r in self.replicas.items()
+                if r.applied < self._probe_index
+            ]  # fmt: skip
+            raise Violation(
+                "liveness",
+                f"within {ticks} ticks of the probe write committing at index "
+                f"{self._probe_index}: {', '.join(lag)}; {self._roles()}{stalled}",
+                cause=cause,
+            )
+
+    def _stalled(self) -> str:
+        """Followers the leader streams to (REPLICATE) that lack entries, while
+        nothing is in flight between them: replication to them has stopped."""
+        leader = self.leader_guess()
+        if leader is None:
+            return ""
+        r = self.replicas[leader].raw.raft
+        busy = set()
+        for _, _, ev in self._queue:
+            if (
+                isinstance(ev, Deliver)
+                and isinstance(ev.msg, (AppendEntries, AppendResponse))
+                and leader in (ev.msg.src, ev.msg.dst)
+            ):
+                busy.add(ev.msg.dst if ev.msg.src == leader else ev.msg.src)
+        last = r.log.last_index()
+        out = []
+        for p, pr in sorted(r.progress.items()):
+            if pr.state is ProgressState.REPLICATE and pr.match < last and p not in busy:
+                out.append(f"{p} (match={pr.match} next={pr.next} inflight={pr.inflights.count()})")
+        if not out:
+            return ""
+        return (
+            f"; replication from leader {leader} stalled to "
+            + ", ".join(out)
+            + ": REPLICATE with nothing in flight and heartbeats never resend"
+        )
+
+    def _roles(self) -> str:
+        parts = []
+        for i, rep in self.replicas.items():
+            if not rep.running:
+                parts.append(f"{i}:{rep.state.value}")
+                continue
+            r = rep.raw.raft
+            parts.append(f"{i}:{r.role.value}@{r.term}/last={r.log.last_index()}")
+        return "nodes " + " ".join(parts)
+
+    def _check_converged(self) -> None:
+        target = self._probe_index
+        for rep in self.replicas.values():
+            if rep.state is not NodeState.UP or rep.applied < target:
+                return
+        self.outcome.converge_ms = self.now - self.heal_at
+        self.note(f"converged: every node applied index {target}")
+        self._final_checks()
+        self._done = True
+
+    def _final_checks(self) -> None:
+        acked = self.workload.acked
+        prints: dict[int, tuple[str, NodeId]] = {}
+        for i, rep in self.replicas.items():
+            problem = self.model.check_final(rep.sm, acked)
+            if problem is not None:
+                raise Violation("acknowledged write lost", f"node {i}: {problem}", i)
+            fp = rep.sm.fingerprint()
+            seen = prints.setdefault(rep.applied, (fp, i))
+            if seen[0] != fp:
+                raise Violation(
+                    "state machine safety",
+                    f"nodes {seen[1]} and {i} applied up to {rep.applied} but their states differ",
+                    i,
+                )

@@ -1,0 +1,134 @@
+"""What a simulation run is made of: its settings, and the per-seed scenario.
+
+Theory of operation
+-------------------
+:class:`SimConfig` is what the caller chooses (seed, cluster size, length,
+fault kinds, hooks for buggy cores and a custom state machine model).
+:class:`Scenario` is everything else, drawn from the run's single
+``random.Random`` before anything happens, in a fixed order: PreVote,
+CheckQuorum and proposal forwarding on or off, heartbeat period, inflight
+window, message byte budget, network rates, disk latency, client count,
+nemesis tempo, how often new leaders are hunted. A forced value (``config_overrides``, ``clients``,
+``hunt``) still consumes its draw, so forcing one choice leaves the others
+of a seed unchanged.
+
+Invariants: :class:`Scenario.choose` draws the same number of values for
+every configuration; :meth:`Scenario.config` always yields a valid Config.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ..core import Config, NodeId
+from .kv import KvModel, Model
+from .nemesis import FAULT_KINDS
+from .network import NetworkParams
+from .replica import NodeFactory, default_node_factory
+
+ALL_FAULTS: frozenset[str] = frozenset(FAULT_KINDS)
+_T = TypeVar("_T")
+
+
+def parse_faults(text: str) -> frozenset[str]:
+    """``all``, ``none`` or a comma list of :data:`FAULT_KINDS`."""
+    text = text.strip()
+    if text == "all":
+        return ALL_FAULTS
+    if text in ("none", ""):
+        return frozenset()
+    kinds = frozenset(k.strip() for k in text.split(",") if k.strip())
+    unknown = sorted(kinds - ALL_FAULTS)
+    if unknown:
+        raise ValueError(f"unknown fault kind {', '.join(unknown)}; use {', '.join(FAULT_KINDS)}")
+    return kinds
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """One run. Everything not set here is drawn from the seed (:class:`Scenario`)."""
+
+    seed: int = 0
+    nodes: int = 5
+    steps: int = 300
+    faults: frozenset[str] = ALL_FAULTS
+    tick_ms: int = 10
+    election_ticks: int = 10
+    clients: int | None = None
+    hunt: float | None = None
+    """Probability that a new leader is hunted (crashed or isolated at once); None: per seed."""
+    config_overrides: Mapping[str, object] = field(default_factory=dict)
+    """Config fields forced for every node (else drawn per seed)."""
+    model_factory: Callable[[], Model] = KvModel
+    node_factory: NodeFactory = default_node_factory
+    torn_records: bool = False
+    """Torn crashes may split a Ready's writes (entries kept, hard state lost)."""
+    liveness_timeouts: int = 10
+    storm_events: int = 5000
+    """Events per node in one step beyond which the run stops as a message storm
+    (a runaway: bursts of a few thousand happen, and settle, in healthy runs)."""
+    trace_len: int = 40
+    verbose: int = 0
+    # Test-only planted driver bugs (the oracle must catch them):
+    ack_before_fsync: bool = False
+    forget_vote_on_restart: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """The per-seed random choices of a run."""
+
+    prevote: bool
+    check_quorum: bool
+    forward_proposals: bool
+    heartbeat_ticks: int
+    max_inflight: int
+    max_msg_bytes: int
+    network: NetworkParams
+    sync_ms: int
+    clients: int
+    nemesis_gap: tuple[int, int]
+    hunt: float
+    max_faulty: int
+    """Most nodes down or paused at once (a minority in most seeds)."""
+
+    @classmethod
+    def choose(cls, rng: random.Random, cfg: SimConfig) -> Scenario:
+        net = NetworkParams.choose(rng) if "network" in cfg.faults else NetworkParams.calm()
+        gap_lo = rng.choice((20, 50, 100, 200, 400))
+        return cls(
+            prevote=rng.random() < 0.7,
+            check_quorum=rng.random() < 0.7,
+            forward_proposals=rng.random() < 0.3,
+            heartbeat_ticks=rng.choice((1, 2, 3)),
+            max_inflight=rng.choice((1, 4, 256)),
+            max_msg_bytes=rng.choice((150, 1024, 1 << 20)),
+            network=net,
+            sync_ms=rng.choice((1, 3, 10)),
+            clients=_pick(rng.randint(1, 6), cfg.clients),
+            nemesis_gap=(gap_lo, gap_lo * rng.choice((2, 5))),
+            hunt=_pick(rng.choice((0.0, 0.3, 0.8)), cfg.hunt),
+            max_faulty=cfg.nodes if rng.random() < 0.25 else (cfg.nodes - 1) // 2,
+        )
+
+    def config(self, node: NodeId, cfg: SimConfig) -> Config:
+        fields: dict[str, object] = {
+            "election_ticks": cfg.election_ticks,
+            "heartbeat_ticks": self.heartbeat_ticks,
+            "max_inflight": self.max_inflight,
+            "max_msg_bytes": self.max_msg_bytes,
+            "prevote": self.prevote,
+            "check_quorum": self.check_quorum,
+            "forward_proposals": self.forward_proposals,
+        }
+        fields.update(cfg.config_overrides)
+        voters = tuple(range(1, cfg.nodes + 1))
+        return Config(node, voters, **fields)  # type: ignore[arg-type]
+
+
+def _pick(drawn: _T, forced: _T | None) -> _T:
+    """The forced value if any; the draw is made anyway so other draws stay put."""
+    return drawn if forced is None else forced

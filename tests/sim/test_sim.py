@@ -1,0 +1,263 @@
+"""The simulator end to end: determinism, the command, histories, hooks, reports."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import random
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import drafty.sim
+from drafty.core import Config, HardState, RawNode, Role
+from drafty.core.messages import Heartbeat, HeartbeatResponse
+from drafty.core.raft import Raft
+from drafty.sim import Operation, SimConfig, parse_faults, run_seed
+from drafty.sim.cli import add_arguments, add_subcommand, main, parse_overrides, parse_range
+from drafty.sim.kv import JsonValue
+
+from .planted import BUGS, factory_for
+
+SIM_DIR = Path(drafty.sim.__file__).parent
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p.parse_args(list(argv))
+
+
+def test_same_seed_same_bytes() -> None:
+    a, b = run_seed(SimConfig(seed=11)), run_seed(SimConfig(seed=11))
+    assert a.lines() == b.lines()
+    assert a.history.to_jsonl() == b.history.to_jsonl()
+    assert a.sim.events == b.sim.events > 1000
+    c = run_seed(SimConfig(seed=12))
+    assert c.lines() != a.lines()
+
+
+@pytest.mark.parametrize("nodes", [1, 3, 5, 7])
+def test_a_calm_cluster_elects_commits_and_converges(nodes: int) -> None:
+    res = run_seed(SimConfig(seed=2, nodes=nodes, faults=frozenset(), steps=150))
+    assert res.ok, "\n".join(res.lines())
+    sim = res.sim
+    assert sim.oracle.stats.elections >= 1 and sim.oracle.commit_index() > 20
+    assert sim.network.stats.dropped == 0 and sim.network.stats.duplicated == 0
+    assert sim.outcome.liveness_ms is not None and sim.outcome.converge_ms is not None
+    assert res.history.counts["ok"] > 10
+    assert all(r.applied >= sim.oracle.commit_index() - 5 for r in sim.replicas.values())
+
+
+def test_faults_are_injected() -> None:
+    injected: dict[str, int] = {}
+    for seed in range(1, 8):
+        sim = run_seed(SimConfig(seed=seed)).sim
+        for k, v in sim.nemesis.injected.items():
+            injected[k.split(":")[0]] = injected.get(k.split(":")[0], 0) + v
+        assert sim.network.stats.sent > 0
+    assert {"partition", "crash", "pause", "disk"} <= set(injected)
+
+
+def test_history_is_well_formed(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    assert main(_args("--seed", "5", "--history", str(path))) in (0, 1)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(rows) > 50
+    outstanding: dict[int, dict[str, object]] = {}
+    last_time = 0
+    for k, r in enumerate(rows):
+        assert r["index"] == k and r["time"] >= last_time
+        last_time = r["time"]
+        assert r["f"] in ("get", "put", "append")
+        if r["type"] == "invoke":
+            assert r["process"] not in outstanding
+            outstanding[r["process"]] = r
+        else:
+            inv = outstanding.pop(r["process"])
+            assert (inv["f"], inv["key"]) == (r["f"], r["key"])
+            assert ("error" in r) == (r["type"] == "fail")
+    assert {r["type"] for r in rows} >= {"invoke", "ok", "fail"}
+    processes_after_info = [r["process"] for r in rows if r["type"] == "info"]
+    for p in processes_after_info:  # a process ends with its info
+        assert [r["type"] for r in rows if r["process"] == p][-1] == "info"
+
+
+def test_command_prints_identical_output(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_args("--seed", "3", "--nodes", "3", "--steps", "100")) == 0
+    first = capsys.readouterr().out
+    assert main(_args("--seed", "3", "--nodes", "3", "--steps", "100")) == 0
+    assert capsys.readouterr().out == first
+    assert first.startswith("seed 3: nodes=3 steps=100 faults=all")
+    for word in ("elections", "commits", "final commit index", "faults:", "messages: sent"):
+        assert word in first
+    assert first.rstrip().endswith("OK")
+
+
+def test_sweep_prints_failures_and_a_tally(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_args("--seeds", "1..3", "--steps", "60")) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "sweep 1..3: 3 seeds, 0 failed"
+    assert "\r" in err and "3/3" in err
+
+
+def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(_args("--faults", "network,lava")) == 2
+    assert main(_args("--seeds", "5..1")) == 2
+    assert main(_args("--seeds", "1..2", "--history", "x.jsonl")) == 2
+    assert main(_args("--raft", "max_inflight")) == 2
+    assert "drafty sim:" in capsys.readouterr().err
+    assert parse_range("3..5") == range(3, 6)
+    assert parse_faults("all") == parse_faults("network,partition,crash,pause,disk")
+    assert parse_faults("none") == frozenset()
+    assert parse_overrides(["prevote=off", "max_inflight=2"]) == {
+        "prevote": False,
+        "max_inflight": 2,
+    }
+
+
+def test_subcommand_registers_sim() -> None:
+    parser = argparse.ArgumentParser()
+    add_subcommand(parser.add_subparsers())
+    args = parser.parse_args(["sim", "--seeds", "1..2", "--no-faults", "-v"])
+    assert args.func is main and args.no_faults and args.verbose == 1
+
+
+def test_python_m_drafty_sim() -> None:
+    cmd = [sys.executable, "-m", "drafty.sim", "--seed", "4", "--steps", "50", "--nodes", "3"]
+    a = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    b = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert a.returncode == 0, a.stdout + a.stderr
+    assert a.stdout == b.stdout and "OK" in a.stdout
+
+
+def test_violation_report(capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_seed(SimConfig(seed=1, **BUGS["forget-vote"]))  # type: ignore[arg-type]
+    assert not res.ok
+    text = "\n".join(res.lines())
+    assert "VIOLATION seed 1 step " in text and res.invariant is not None
+    assert res.invariant in text and "last " in text and " events:" in text
+    assert "replay: python -m drafty.sim --seed 1 " in text
+    assert "restart node" in text and "Term:" in text
+    assert text == "\n".join(run_seed(SimConfig(seed=1, **BUGS["forget-vote"])).lines())  # type: ignore[arg-type]
+
+
+class MuteRaft(Raft):
+    """Never campaigns: a cluster of these has no leader, ever."""
+
+    def campaign(self) -> None:
+        self.election_elapsed = 0
+
+
+class ChattyRaft(Raft):
+    """Answers every heartbeat response with two more heartbeats: a message storm."""
+
+    def step(self, m: object) -> None:
+        super().step(m)  # type: ignore[arg-type]
+        if isinstance(m, HeartbeatResponse) and self.role is Role.LEADER:
+            for _ in range(2):
+                self._send(Heartbeat(self.id, m.src, self.term, 0))
+
+
+def test_liveness_failures_are_reported() -> None:
+    res = run_seed(SimConfig(seed=1, steps=30, node_factory=factory_for(MuteRaft)))
+    assert res.invariant == "liveness"
+    assert "no write committed within 100 ticks" in "\n".join(res.lines())
+
+
+def test_message_storms_are_reported() -> None:
+    res = run_seed(
+        SimConfig(seed=1, steps=50, faults=frozenset(), node_factory=factory_for(ChattyRaft))
+    )
+    assert res.invariant == "message storm"
+
+
+@dataclass
+class Counter:
+    """A user's own state machine: a counter incremented by b"+1" entries."""
+
+    value: int = 0
+
+    def apply(self, index: int, data: bytes) -> JsonValue:
+        if data.startswith(b"+"):
+            self.value += int(data.split(b"/")[0])
+        return self.value
+
+    def fingerprint(self) -> str:
+        return str(self.value)
+
+
+@dataclass
+class CounterModel:
+    name: str = "counter"
+    machines: list[Counter] = field(default_factory=list)
+
+    def new_state_machine(self) -> Counter:
+        self.machines.append(Counter())
+        return self.machines[-1]
+
+    def generate(self, rng: random.Random, client: int, req: int) -> Operation:
+        data = f"+1/{client}/{req}".encode()
+        return Operation(client, req, "add", "c", 1, data, True)
+
+    def identify(self, data: bytes) -> tuple[int, int] | None:
+        _, c, r = data.decode().split("/")
+        return int(c), int(r)
+
+    def check_final(self, sm: object, acked: list[tuple[int, Operation]]) -> str | None:
+        assert isinstance(sm, Counter)
+        return None if sm.value >= len(acked) else "lost increments"
+
+
+def test_a_custom_state_machine_plugs_in() -> None:
+    model = CounterModel()
+    crash = frozenset({"crash"})
+    res = run_seed(SimConfig(seed=9, nodes=3, steps=150, faults=crash, model_factory=lambda: model))
+    assert res.ok, "\n".join(res.lines())
+    finals = {r.sm.fingerprint() for r in res.sim.replicas.values()}
+    assert len(finals) == 1 and int(finals.pop()) >= len(res.sim.workload.acked) > 10
+    assert len(model.machines) == 3 + res.sim.restarts
+
+
+def test_restart_builds_a_node_from_durable_state_only() -> None:
+    seen: list[tuple[HardState, int]] = []
+
+    def factory(config: Config, rng: random.Random, hs: HardState, entries: object) -> RawNode:
+        assert isinstance(entries, list)
+        seen.append((hs, len(entries)))
+        return RawNode(config, rng, hard_state=hs, entries=entries)
+
+    res = run_seed(SimConfig(seed=3, faults=frozenset({"crash"}), node_factory=factory))
+    assert res.ok
+    assert len(seen) == 5 + res.sim.restarts and res.sim.restarts > 0
+    assert any(hs.term > 0 and n > 0 for hs, n in seen[5:])
+
+
+FORBIDDEN_IMPORTS = {"time", "datetime", "asyncio", "threading", "socket", "os", "secrets"}
+RANDOM_FUNCTIONS = {"random", "randint", "randrange", "choice", "choices", "shuffle", "sample"}
+RANDOM_FUNCTIONS |= {"uniform", "seed", "getrandbits", "gauss", "betavariate"}
+
+
+@pytest.mark.parametrize("path", sorted(SIM_DIR.glob("*.py")), ids=lambda p: p.name)
+def test_no_wall_clock_and_no_global_random(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names = {(node.module or "").split(".")[0]}
+            if node.module == "random":
+                assert {a.name for a in node.names} <= {"Random"}, path
+        else:
+            names = set()
+        assert not names & FORBIDDEN_IMPORTS, f"{path.name} imports {names & FORBIDDEN_IMPORTS}"
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "random"
+        ):
+            assert node.attr not in RANDOM_FUNCTIONS, f"{path.name}: random.{node.attr}"
