@@ -183,3 +183,39 @@ def test_redis_cli_talks_to_the_cluster(cluster_factory: Factory) -> None:
     assert cli("PING") == "PONG"
     assert "role:" in cli("INFO")
     assert cli("-3", "GET", "greeting") == "hello"
+
+
+def _peer_port(c: Cluster, i: int) -> int:
+    return c.config.nodes[i].peer[1]
+
+
+def test_garbage_on_the_peer_port_closes_that_connection_only(cluster_factory: Factory) -> None:
+    """A peer that sends garbage, an oversized frame or a wrong hello is cut off;
+    the node keeps serving and replicating."""
+    from drafty.transport.codec import HEADER, Hello, encode_hello
+
+    c = cluster_factory(3)
+    c.leader()
+    write_until_ok(c, 1, "before", "1")
+    port = _peer_port(c, 2)
+    attacks = [
+        bytes(range(256)) * 8,  # not a frame at all
+        HEADER.pack(1 << 30, 1),  # a 1 GiB frame announced
+        HEADER.pack(5, 99) + b"xxxx",  # unknown version
+        encode_hello(Hello("another-cluster", 1)),  # wrong cluster
+        encode_hello(Hello("e2e", 42)),  # not a member
+        encode_hello(Hello("e2e", 1)) + HEADER.pack(3, 1) + b"\xc1\xc1",  # invalid msgpack
+    ]
+    for attack in attacks:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(attack)
+            s.settimeout(5)
+            try:
+                assert s.recv(1) == b"", "the node should close the connection"
+            except ConnectionResetError:
+                pass
+    assert c.procs[2].poll() is None
+    write_until_ok(c, 2, "after", "2")
+    assert c.client(3).get("after") == b"2"
+    log = (c.dir / "node-2.log").read_text()
+    assert "peer sent garbage" in log
