@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -64,9 +65,13 @@ class _Conn:
     resp3: bool = False
     client_name: bytes | None = None
     closing: bool = False
-    replies: asyncio.Queue[tuple[Awaitable[Reply] | Reply | _Stop, bool]] = field(
-        default_factory=asyncio.Queue
-    )
+    replies: deque[tuple[Awaitable[Reply] | Reply | _Stop, bool]] = field(default_factory=deque)
+    """Replies (or their futures) in request order, with the protocol to encode them in."""
+    queued: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def put(self, item: Awaitable[Reply] | Reply | _Stop, resp3: bool) -> None:
+        self.replies.append((item, resp3))
+        self.queued.set()
 
 
 class RespServer:
@@ -128,17 +133,17 @@ class RespServer:
                     commands = parser.feed(data)
                 except ProtocolError as e:
                     log.info("%s: protocol error, closing: %s", conn.name, e)
-                    conn.replies.put_nowait((Error(f"ERR {e}"), conn.resp3))
+                    conn.put(Error(f"ERR {e}"), conn.resp3)
                     conn.closing = True
                     break
                 for argv in commands:
-                    conn.replies.put_nowait((self._dispatch_safely(conn, argv), conn.resp3))
+                    conn.put(self._dispatch_safely(conn, argv), conn.resp3)
                     if conn.closing:
                         break
         except (ConnectionError, OSError) as e:
             log.debug("%s: connection lost: %s", conn.name, e)
         finally:
-            conn.replies.put_nowait((_STOP, False))
+            conn.put(_STOP, False)
             conn.closing = True
             with contextlib.suppress(ConnectionError, OSError):
                 await sender
@@ -146,16 +151,31 @@ class RespServer:
             self._conns.discard(task)
 
     async def _send_replies(self, conn: _Conn, writer: asyncio.StreamWriter) -> None:
+        """Write replies in request order; those already known leave in one write."""
         q = conn.replies
         while True:
-            item, resp3 = await q.get()
-            if isinstance(item, _Stop):
-                await writer.drain()
-                return
-            reply: Reply = await item if isinstance(item, asyncio.Future) else item  # type: ignore[assignment]
-            writer.write(encode(reply, resp3))
-            if q.empty():
-                await writer.drain()
+            if not q:
+                conn.queued.clear()
+                await conn.queued.wait()
+            head, _ = q[0]
+            if isinstance(head, asyncio.Future) and not head.done():
+                await asyncio.wait([head])
+            out: list[bytes] = []
+            while q:
+                item, resp3 = q[0]
+                if isinstance(item, _Stop):
+                    if out:
+                        writer.write(b"".join(out))
+                    await writer.drain()
+                    return
+                if isinstance(item, asyncio.Future):
+                    if not item.done():
+                        break
+                    item = item.result()
+                q.popleft()
+                out.append(encode(item, resp3))  # type: ignore[arg-type]
+            writer.write(b"".join(out))
+            await writer.drain()
 
     # -- dispatch ----------------------------------------------------------------
 
