@@ -53,8 +53,10 @@ async def run_node(config: ClusterConfig, node_id: int, data_dir: Path) -> int:
     )  # fmt: skip
     await stop.wait()
     log.info("node %d stopping", node_id)
-    await server.close()
+    # The node first, so waiting commands resolve and new ones are refused;
+    # then the server flushes those answers and closes its connections.
     await node.stop()
+    await server.close()
     return status
 
 

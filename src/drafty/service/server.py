@@ -68,6 +68,7 @@ class _Conn:
     replies: deque[tuple[Awaitable[Reply] | Reply | _Stop, bool]] = field(default_factory=deque)
     """Replies (or their futures) in request order, with the protocol to encode them in."""
     queued: asyncio.Event = field(default_factory=asyncio.Event)
+    sender: asyncio.Task[None] | None = None
 
     def put(self, item: Awaitable[Reply] | Reply | _Stop, resp3: bool) -> None:
         self.replies.append((item, resp3))
@@ -88,7 +89,7 @@ class RespServer:
         self.clients = dict(clients)
         self.max_bulk = max_bulk
         self._server: asyncio.Server | None = None
-        self._conns: set[asyncio.Task[None]] = set()
+        self._conns: dict[asyncio.Task[None], _Conn] = {}
         self._next_id = 1
         self._commands: dict[bytes, Callable[[_Conn, list[bytes]], Reply]] = {
             b"PING": self._ping,
@@ -107,23 +108,36 @@ class RespServer:
     async def start(self, listen: Address) -> None:
         self._server = await asyncio.start_server(self._serve, *listen)
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 2.0) -> None:
+        """Stop listening; flush every reply still owed, then drop the connections.
+
+        Call after the node stopped: its waiting commands then resolve (with
+        -UNCERTAIN) and new ones are refused (-TRYAGAIN), so every client
+        gets an answer it can act on before its connection closes.
+        """
         if self._server is not None:
             self._server.close()
-        for t in list(self._conns):
+        for conn in self._conns.values():
+            conn.closing = True
+            conn.put(_STOP, False)
+        senders = [c.sender for c in self._conns.values() if c.sender is not None]
+        if senders:
+            await asyncio.wait(senders, timeout=grace)
+        tasks = list(self._conns)
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._conns, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- connections -------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._conns.add(task)
         conn = _Conn(luid("client"), self._next_id)
+        self._conns[task] = conn
         self._next_id += 1
         parser = RequestParser(max_bulk=self.max_bulk)
-        sender = asyncio.create_task(self._send_replies(conn, writer))
+        sender = conn.sender = asyncio.create_task(self._send_replies(conn, writer))
         try:
             while not conn.closing:
                 data = await reader.read(1 << 16)
@@ -148,7 +162,7 @@ class RespServer:
             with contextlib.suppress(ConnectionError, OSError):
                 await sender
             writer.close()
-            self._conns.discard(task)
+            self._conns.pop(task, None)
 
     async def _send_replies(self, conn: _Conn, writer: asyncio.StreamWriter) -> None:
         """Write replies in request order; those already known leave in one write."""
