@@ -237,3 +237,21 @@ def test_shutdown_answers_every_waiting_client(cluster_factory: Factory) -> None
         reply = s.recv(1024)
     assert reply.startswith((b"-UNCERTAIN", b"-TRYAGAIN")), reply
     assert c.procs[leader].wait(15) == 0
+
+
+def test_deep_pipeline_is_answered_in_order(cluster_factory: Factory) -> None:
+    """6,000 pipelined INCRs in one write (more than the server's read-ahead
+    limit, so backpressure engages): every reply arrives, in order."""
+    c = cluster_factory(3)
+    leader = c.leader()
+    write_until_ok(c, leader, "warm", "up")
+    n = 6000
+    with socket.create_connection(("127.0.0.1", c.port(leader)), timeout=30) as s:
+        s.sendall(b"*2\r\n$4\r\nINCR\r\n$1\r\np\r\n" * n)
+        data = b""
+        while data.count(b"\r\n") < n:
+            chunk = s.recv(1 << 16)
+            assert chunk, "connection closed early"
+            data += chunk
+    replies = [int(line[1:]) for line in data.split(b"\r\n")[:n]]
+    assert replies == list(range(1, n + 1))

@@ -47,6 +47,8 @@ from .sessions import SessionExpired
 log = logging.getLogger("drafty.service")
 
 Address = tuple[str, int]
+MAX_PIPELINE = 4096
+"""Replies one connection may owe before the server stops reading from it."""
 VERSION = "7.0.0"
 """The Redis version we claim in HELLO and INFO (the command set is a subset)."""
 
@@ -68,6 +70,7 @@ class _Conn:
     replies: deque[tuple[Awaitable[Reply] | Reply | _Stop, bool]] = field(default_factory=deque)
     """Replies (or their futures) in request order, with the protocol to encode them in."""
     queued: asyncio.Event = field(default_factory=asyncio.Event)
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
     sender: asyncio.Task[None] | None = None
 
     def put(self, item: Awaitable[Reply] | Reply | _Stop, resp3: bool) -> None:
@@ -140,6 +143,12 @@ class RespServer:
         sender = conn.sender = asyncio.create_task(self._send_replies(conn, writer))
         try:
             while not conn.closing:
+                if len(conn.replies) >= MAX_PIPELINE:
+                    # Backpressure: stop reading until the owed replies drain,
+                    # so one client cannot queue unbounded work.
+                    conn.drained.clear()
+                    await conn.drained.wait()
+                    continue
                 data = await reader.read(1 << 16)
                 if not data:
                     break
@@ -166,6 +175,13 @@ class RespServer:
 
     async def _send_replies(self, conn: _Conn, writer: asyncio.StreamWriter) -> None:
         """Write replies in request order; those already known leave in one write."""
+        try:
+            await self._write_replies(conn, writer)
+        finally:
+            conn.closing = True
+            conn.drained.set()  # never leave the reader waiting on a dead sender
+
+    async def _write_replies(self, conn: _Conn, writer: asyncio.StreamWriter) -> None:
         q = conn.replies
         while True:
             if not q:
@@ -190,6 +206,8 @@ class RespServer:
                 out.append(encode(item, resp3))  # type: ignore[arg-type]
             writer.write(b"".join(out))
             await writer.drain()
+            if len(q) < MAX_PIPELINE:
+                conn.drained.set()
 
     # -- dispatch ----------------------------------------------------------------
 
