@@ -257,22 +257,29 @@ class RaftNode:
             index = self.raw.propose(pack(env))
         except NotLeader as e:
             raise Refused("no leader is known; try again shortly", e.leader) from None
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
         name = luid("request")
         self._pending[request] = _Pending(fut, index, name)
         if index is not None:
             self._pending_at[index] = request
         self._kick()
         limit = self.settings.request_timeout if timeout is None else timeout
+        # One timer per request, no wait_for/shield wrappers: this is the hot path.
+        timer = loop.call_later(limit, self._expire, request, limit)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), limit)
-        except TimeoutError:
-            log.info("%s: no outcome within %.1f s (index %s)", name, limit, index)
-            raise OutcomeUnknown(f"no outcome within {limit:.1f} s") from None
+            return await fut
         finally:
+            timer.cancel()
             self._pending.pop(request, None)
             if index is not None and self._pending_at.get(index) == request:
                 del self._pending_at[index]
+
+    def _expire(self, request: int, limit: float) -> None:
+        p = self._pending.pop(request, None)
+        if p is not None and not p.future.done():
+            log.info("%s: no outcome within %.1f s (index %s)", p.name, limit, p.index)
+            p.future.set_exception(OutcomeUnknown(f"no outcome within {limit:.1f} s"))
 
     # -- the Ready loop ------------------------------------------------------
 
