@@ -36,6 +36,7 @@ from typing import Any
 
 from .core import DraftyError
 from .driver.api import OutcomeUnknown, Refused
+from .service.config import parse_address
 
 Value = Any
 
@@ -90,15 +91,6 @@ class _Connection:
         self.writer.close()
 
 
-def _parse_address(addr: str | tuple[str, int]) -> tuple[str, int]:
-    if isinstance(addr, tuple):
-        return addr
-    host, _, port = addr.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"address {addr!r} is not host:port")
-    return host, int(port)
-
-
 class AsyncClient:
     """An exactly-once client for a drafty cluster (see the module docstring)."""
 
@@ -112,7 +104,9 @@ class AsyncClient:
     ) -> None:
         if not servers:
             raise ValueError("give at least one server address")
-        self.servers = [_parse_address(s) for s in servers]
+        self.servers = [
+            s if isinstance(s, tuple) else parse_address(s, "server address") for s in servers
+        ]
         self.timeout = timeout
         self.deadline = deadline
         self.client_id = client_id or random.SystemRandom().randrange(1, 1 << 63)

@@ -16,7 +16,8 @@ import random
 import sys
 import time
 
-from ..client import _Connection, _parse_address, _ReplyError
+from ..client import _Connection, _ReplyError
+from .config import parse_address
 
 
 async def _worker(
@@ -53,7 +54,7 @@ async def run_bench(server: str, clients: int, size: int, seconds: float, ratio:
         print("drafty bench: --ratio must look like 1:1 or 0:1 (reads:writes)", file=sys.stderr)
         return 2
     read_share = int(reads) / (int(reads) + int(writes))
-    addr = _parse_address(server)
+    addr = parse_address(server, "--server")
     latencies: list[float] = []
     errors: list[str] = []
     start = time.monotonic()
