@@ -19,10 +19,14 @@ from drafty.service.config import ClusterConfig, NodeEntry, render
 
 
 def _free_base(span: int) -> int:
-    """A port p such that p..p+span-1 and p+100..p+100+span-1 are free now."""
+    """A port p such that p..p+span-1 and p+100..p+100+span-1 are free now.
+
+    Drawn below Linux's ephemeral range (32768 and up), so the ports cannot be
+    taken meanwhile by some process's outgoing connection.
+    """
     rng = random.Random()
     for _ in range(200):
-        base = rng.randrange(20000, 50000)
+        base = rng.randrange(10000, 32000)
         ports = [base + k for k in range(span)] + [base + 100 + k for k in range(span)]
         try:
             for p in ports:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,11 +10,11 @@ import pytest
 from drafty.driver import OutcomeUnknown, RaftNode, Refused
 from drafty.examples.counter import Counter, local_settings
 
+from .conftest import _free_base as free_base
+
 
 def _free_base() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1]) % 20000 + 20000
+    return free_base(4)  # local_settings uses base+1 .. base+3
 
 
 async def _submit_retrying(node: RaftNode, command: bytes, seconds: float = 10.0) -> object:

@@ -54,7 +54,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         nodes = [
             RaftNode(s, Counter())
-            for s in local_settings(Path(tmp), random.randrange(20000, 40000))
+            for s in local_settings(Path(tmp), random.randrange(10000, 32000))
         ]
         for node in nodes:
             await node.start()
