@@ -223,3 +223,19 @@ def test_partial_command_is_not_reparsed(monkeypatch: pytest.MonkeyPatch) -> Non
         assert p.feed(b"$1\r\nx\r\n") == [], i
     assert p.feed(b"$1\r\nx\r\n") == [[b"x"] * n]
     assert calls <= 2 * (n + 1)  # one length line per argument (and the count), not n^2/2
+
+
+def test_default_limits_keep_every_command_replicable() -> None:
+    """Any command the parser accepts must fit in one peer frame once logged."""
+    from drafty.service.resp import DEFAULT_MAX_BULK, DEFAULT_MAX_REQUEST
+    from drafty.transport.codec import DEFAULT_MAX_FRAME
+
+    assert DEFAULT_MAX_BULK <= DEFAULT_MAX_REQUEST < DEFAULT_MAX_FRAME - (1 << 20)
+    p = RequestParser()
+    with pytest.raises(ProtocolError):
+        p.feed(b"*2\r\n$3\r\nSET\r\n$%d\r\n" % (DEFAULT_MAX_BULK + 1))
+    q = RequestParser()
+    head = b"*4\r\n$4\r\nMSET\r\n"
+    with pytest.raises(ProtocolError):
+        q.feed(head + b"$%d\r\n" % DEFAULT_MAX_BULK + b"k" * DEFAULT_MAX_BULK + b"\r\n"
+               + b"$%d\r\n" % DEFAULT_MAX_BULK)  # fmt: skip

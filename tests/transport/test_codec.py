@@ -30,6 +30,7 @@ from drafty.transport.codec import (
     FrameReader,
     Hello,
     decode_body,
+    encode_batch,
     encode_frame,
     encode_hello,
     encode_messages,
@@ -353,3 +354,23 @@ def test_entry_index_and_term_start_at_one(index: int, term: int) -> None:
     frame = encode_messages([AppendEntries(1, 2, 3, 0, 0, (Entry(index, term),), 0)])
     with pytest.raises(DecodeError, match=r"entry (index|term)"):
         decode_body(body_of(frame))
+
+
+def test_encode_batch_cuts_a_backlog_into_frames_the_receiver_accepts() -> None:
+    """A backlog bigger than one frame may hold leaves as several frames, each
+    under the receiver's cap, with every message in order."""
+    ents = tuple(Entry(i, 1, EntryKind.NORMAL, b"x" * 1000) for i in range(1, 11))
+    msgs: list[Message] = [AppendEntries(1, 2, 1, 0, 0, ents, 0) for _ in range(30)]
+    budget = 25_000  # about two of these messages
+    bodies = FrameReader(max_frame=budget).feed(encode_batch(msgs, frame_budget=budget))
+    assert 10 <= len(bodies) <= 20
+    assert all(len(b) <= budget for b in bodies)
+    decoded = [m for b in bodies for m in decode_body(b)]  # type: ignore[union-attr]
+    assert decoded == msgs
+
+
+def test_encode_batch_keeps_small_batches_in_one_frame() -> None:
+    msgs: list[Message] = [Heartbeat(1, 2, 3, k) for k in range(100)]
+    bodies = FrameReader().feed(encode_batch(msgs))
+    assert len(bodies) == 1
+    assert decode_body(bodies[0]) == msgs

@@ -30,10 +30,13 @@ from dataclasses import dataclass
 from typing import Final, TypeAlias
 
 CRLF: Final = b"\r\n"
-DEFAULT_MAX_BULK: Final = 64 << 20
+DEFAULT_MAX_BULK: Final = 32 << 20
+"""Largest argument (32 MiB): with ``DEFAULT_MAX_REQUEST`` it keeps every log
+entry well inside the peer transport's 64 MiB frame, so any accepted command
+can be replicated."""
 DEFAULT_MAX_ARGS: Final = 1 << 20
 DEFAULT_MAX_INLINE: Final = 64 << 10
-DEFAULT_MAX_REQUEST: Final = 256 << 20
+DEFAULT_MAX_REQUEST: Final = 48 << 20
 """Total bytes of one command's arguments; more is refused."""
 
 

@@ -41,7 +41,7 @@ from ..core import NONE, NodeId
 from ..driver import OutcomeUnknown, RaftNode, Refused, StateMachineError
 from ..luid import luid
 from . import kv
-from .resp import OK, Error, ProtocolError, Reply, RequestParser, Simple, encode
+from .resp import DEFAULT_MAX_BULK, OK, Error, ProtocolError, Reply, RequestParser, Simple, encode
 from .sessions import SessionExpired
 
 log = logging.getLogger("drafty.service")
@@ -86,7 +86,7 @@ class RespServer:
         node: RaftNode,
         clients: dict[NodeId, Address],
         *,
-        max_bulk: int = 64 << 20,
+        max_bulk: int = DEFAULT_MAX_BULK,
     ) -> None:
         self.node = node
         self.clients = dict(clients)

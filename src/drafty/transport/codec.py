@@ -111,6 +111,36 @@ def encode_messages(msgs: list[Message]) -> bytes:
     return encode_frame([_message_out(m) for m in msgs])
 
 
+def _weight(m: Message) -> int:
+    """An upper estimate of a message's encoded size in bytes."""
+    if isinstance(m, AppendEntries):
+        return 64 + sum(len(e.data) + 32 for e in m.entries)
+    if isinstance(m, Propose):
+        return 64 + sum(len(d) + 8 for d in m.data)
+    return 64
+
+
+def encode_batch(msgs: list[Message], frame_budget: int = DEFAULT_MAX_FRAME // 2) -> bytes:
+    """Frames for ``msgs``, as few as possible, each within ``frame_budget``.
+
+    Everything queued for a peer leaves in one write, but no frame may grow
+    past what the receiver accepts (``DEFAULT_MAX_FRAME``): a backlog that
+    built up while a peer was away is cut into several frames. A single
+    message is never split (the service bounds command sizes well below it).
+    """
+    out: list[bytes] = []
+    start, size = 0, 0
+    for k, m in enumerate(msgs):
+        w = _weight(m)
+        if size and size + w > frame_budget:
+            out.append(encode_messages(msgs[start:k]))
+            start, size = k, 0
+        size += w
+    if start < len(msgs):
+        out.append(encode_messages(msgs[start:]))
+    return b"".join(out)
+
+
 def encode_hello(hello: Hello) -> bytes:
     return encode_frame(["hello", hello.cluster, hello.node])
 

@@ -39,8 +39,8 @@ from .codec import (
     FrameReader,
     Hello,
     decode_body,
+    encode_batch,
     encode_hello,
-    encode_messages,
 )
 
 log = logging.getLogger("drafty.transport")
@@ -119,7 +119,7 @@ class _Link:
                 raise ConnectionError("peer closed the connection")
             batch = list(self.queue)
             self.queue.clear()
-            writer.write(encode_messages(batch))
+            writer.write(encode_batch(batch))
             self.owner.stats["frames_sent"] += 1
             self.owner.stats["messages_sent"] += len(batch)
             await writer.drain()
