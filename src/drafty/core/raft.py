@@ -201,14 +201,17 @@ class Raft:
             return
         if self.cfg.prevote:
             self.become_pre_candidate()
-            term = self.term + 1
         else:
             self.become_candidate()
-            term = self.term
-        pre = self.role is Role.PRE_CANDIDATE
+        self._start_round()
+
+    def _start_round(self) -> None:
+        """Vote for ourselves and ask every peer (a pre-vote asks for term + 1)."""
         self.votes[self.id] = True
         if self._tally():
-            return
+            return  # a single voter decides at once
+        pre = self.role is Role.PRE_CANDIDATE
+        term = self.term + 1 if pre else self.term
         last_index, last_term = self.log.last_index(), self.log.last_term()
         for p in self.peers:
             self._send(VoteRequest(self.id, p, term, last_index, last_term, pre))
@@ -219,12 +222,7 @@ class Raft:
         if result is VoteResult.WON:
             if self.role is Role.PRE_CANDIDATE:
                 self.become_candidate()
-                self.votes[self.id] = True
-                if self._tally():
-                    return True
-                last_index, last_term = self.log.last_index(), self.log.last_term()
-                for p in self.peers:
-                    self._send(VoteRequest(self.id, p, self.term, last_index, last_term))
+                self._start_round()
             else:
                 self.become_leader()
             return True
@@ -241,11 +239,15 @@ class Raft:
                 self._send(Propose(self.id, self.leader, self.term, batch))
                 return None
             raise NotLeader(self.leader)
+        self._append_data(batch)
+        return self.log.last_index()
+
+    def _append_data(self, batch: tuple[bytes, ...]) -> None:
+        """Append client data as entries of our term (leader only)."""
         first = self.log.last_index() + 1
         self._append_local(
             [Entry(first + k, self.term, EntryKind.NORMAL, d) for k, d in enumerate(batch)]
         )
-        return self.log.last_index()
 
     def _append_local(self, entries: list[Entry]) -> None:
         self.log.append(entries)
@@ -421,10 +423,7 @@ class Raft:
             ):
                 self._send_tail_probe(m.src, pr)
         elif isinstance(m, Propose):
-            first = self.log.last_index() + 1
-            self._append_local(
-                [Entry(first + k, self.term, EntryKind.NORMAL, d) for k, d in enumerate(m.data)]
-            )
+            self._append_data(m.data)
             self.counters["proposals_forwarded_in"] += 1
         elif isinstance(m, (AppendEntries, Heartbeat)):
             # Two leaders in one term would break election safety: refuse.

@@ -83,7 +83,7 @@ def check(argv: list[bytes]) -> Error | None:
     if name == b"SET":
         return _set_options(argv[3:])[1]
     if name in (b"INCRBY", b"DECRBY"):
-        return None if _int(argv[2]) is not None else NOT_INT
+        return None if parse_int(argv[2]) is not None else NOT_INT
     if name == b"SCAN":
         return _scan_args(argv)[2]
     return None
@@ -96,7 +96,7 @@ SYNTAX: Final = Error("ERR syntax error")
 _INTEGER = re.compile(rb"0|-?[1-9][0-9]{0,18}")
 
 
-def _int(raw: bytes) -> int | None:
+def parse_int(raw: bytes) -> int | None:
     """The value of a Redis integer argument (strict: no sign '+', spaces,
     leading zeros, underscores or '-0'), or None."""
     if _INTEGER.fullmatch(raw) is None:
@@ -123,7 +123,7 @@ def _set_options(opts: list[bytes]) -> tuple[tuple[bool, bool, bool], Error | No
 
 
 def _scan_args(argv: list[bytes]) -> tuple[int, tuple[bytes | None, int], Error | None]:
-    cursor = _int(argv[1])
+    cursor = parse_int(argv[1])
     if cursor is None or cursor < 0:
         return 0, (None, 10), Error("ERR invalid cursor")
     pattern: bytes | None = None
@@ -136,7 +136,7 @@ def _scan_args(argv: list[bytes]) -> tuple[int, tuple[bytes | None, int], Error 
         if opt == b"MATCH":
             pattern = val
         elif opt == b"COUNT":
-            c = _int(val)
+            c = parse_int(val)
             if c is None or c < 1:
                 return 0, (None, 10), SYNTAX
             count = c
@@ -275,7 +275,7 @@ class KVStore:
 
     def _incr(self, key: bytes, by: int) -> Reply:
         raw = self.data.get(key, b"0")
-        cur = _int(raw)
+        cur = parse_int(raw)
         if cur is None:
             return NOT_INT
         new = cur + by
@@ -291,11 +291,11 @@ class KVStore:
         return self._incr(argv[1], -1)
 
     def _cmd_incrby(self, argv: list[bytes]) -> Reply:
-        by = _int(argv[2])
+        by = parse_int(argv[2])
         return NOT_INT if by is None else self._incr(argv[1], by)
 
     def _cmd_decrby(self, argv: list[bytes]) -> Reply:
-        by = _int(argv[2])
+        by = parse_int(argv[2])
         if by is None:
             return NOT_INT
         if by == MIN_INT:

@@ -234,7 +234,7 @@ class RespServer:
     def _seq(self, argv: list[bytes]) -> Awaitable[Reply] | Reply:
         if len(argv) < 4:
             return kv.wrong_arity(b"SEQ")
-        client, seq = kv._int(argv[1]), kv._int(argv[2])
+        client, seq = kv.parse_int(argv[1]), kv.parse_int(argv[2])
         if client is None or seq is None or client <= 0 or seq <= 0:
             return Error("ERR SEQ needs a positive client id and sequence number")
         inner = argv[3:]
@@ -278,7 +278,7 @@ class RespServer:
 
     def _hello(self, conn: _Conn, argv: list[bytes]) -> Reply:
         if len(argv) >= 2:
-            ver = kv._int(argv[1])
+            ver = kv.parse_int(argv[1])
             if ver not in (2, 3):
                 return Error("NOPROTO unsupported protocol version")
             rest = argv[2:]
