@@ -2,21 +2,18 @@
 
 Theory of operation
 -------------------
-:class:`AsyncClient` speaks RESP2 to any node of a cluster. It picks a random
-64-bit client id and numbers its writes; every write is sent as
-``SEQ client seq command...``, so when a reply is lost (timeout, dropped
-connection, ``-UNCERTAIN``) the client sends the *same* pair again, to the
-same or another node, and the cluster's session table answers the retry
-without applying it twice. Reads are retried freely.
-
-Which node: the client starts with the first address it was given, follows
-leader hints in ``-TRYAGAIN`` replies (``leader is node N at host:port``), and
-moves on to the next address after a connection failure. It keeps trying
-until ``deadline`` seconds have passed, then raises:
+:class:`AsyncClient` speaks RESP2 to any node of a cluster. Its retry rules
+live in :mod:`drafty.service.calls` (no sockets there, so the simulator runs
+them too): writes go through a session (``SESSION OPEN`` once, then
+``SEQ session seq command...``) and a lost or uncertain answer is retried
+with the same pair, to the same or another node, so the cluster applies it
+once; reads are retried freely; leader hints in ``-TRYAGAIN`` are followed.
+When ``deadline`` seconds pass it raises:
 
 - :class:`~drafty.driver.Refused` if no attempt can have taken effect;
 - :class:`~drafty.driver.OutcomeUnknown` if one might have (a write was sent
-  and its answer never came, or came back ``-UNCERTAIN``).
+  and its answer never came, or came back ``-UNCERTAIN``, or its session
+  expired after such an attempt).
 
 A ``-ERR`` reply (bad arguments, wrong type) raises :class:`CommandError`:
 the command ran (or was refused) and retrying would give the same answer.
@@ -29,23 +26,15 @@ wrapper with its own event loop.
 from __future__ import annotations
 
 import asyncio
-import random
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from .core import DraftyError
-from .driver.api import OutcomeUnknown, Refused
+from .service.calls import Call, ClientState, CommandError, Done, Fail, Pause, Send
 from .service.config import parse_address
 
 Value = Any
 
-_LEADER_HINT = re.compile(r"leader is node \d+ at ([^\s:]+):(\d+)")
-_WRITES = frozenset(b"SET DEL INCR DECR INCRBY DECRBY APPEND MSET GETDEL CAS".split())
-
-
-class CommandError(DraftyError):
-    """The server answered with an error about the command itself."""
+__all__ = ["AsyncClient", "Client", "CommandError"]
 
 
 class _ReplyError(Exception):
@@ -100,20 +89,20 @@ class AsyncClient:
         *,
         timeout: float = 2.0,
         deadline: float = 30.0,
-        client_id: int | None = None,
     ) -> None:
-        if not servers:
-            raise ValueError("give at least one server address")
-        self.servers = [
+        addresses = [
             s if isinstance(s, tuple) else parse_address(s, "server address") for s in servers
         ]
+        self.state = ClientState(addresses)
         self.timeout = timeout
         self.deadline = deadline
-        self.client_id = client_id or random.SystemRandom().randrange(1, 1 << 63)
-        self._seq = 0
-        self._current = 0
         self._conn: _Connection | None = None
-        self._target: tuple[str, int] = self.servers[0]
+        self._conn_target: tuple[str, int] | None = None
+
+    @property
+    def session(self) -> int:
+        """The exactly-once session's id (0 until the first write opens one)."""
+        return self.state.session
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -129,85 +118,49 @@ class AsyncClient:
     async def execute(self, *args: bytes | str | int) -> Value:
         """Run one command; writes are exactly-once. See the module docstring."""
         argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-        write = argv[0].upper() in _WRITES
-        if write:
-            self._seq += 1
-            argv = [b"SEQ", str(self.client_id).encode(), str(self._seq).encode(), *argv]
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + self.deadline
-        maybe_applied = False
-        last_problem = "no attempt made"
-        delay = 0.02
-        while loop.time() < give_up:
-            try:
-                conn = await self._connect()
-            except (OSError, TimeoutError) as e:
-                last_problem = f"cannot connect to {self._target[0]}:{self._target[1]}: {e}"
-                self._next_server()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.5)
-                continue
-            try:
-                reply = await asyncio.wait_for(conn.call(argv), self.timeout)
-            except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as e:
-                maybe_applied = maybe_applied or write
-                last_problem = f"no reply from {self._target[0]}:{self._target[1]}: {e!r}"
-                await self.close()
-                self._next_server()
-                continue
-            if not isinstance(reply, _ReplyError):
-                return reply
-            text = reply.text
-            if text.startswith("TRYAGAIN"):
-                last_problem = text
-                if not self._follow_hint(text):
-                    # This node knows no leader (it may be cut off): try another.
-                    await self.close()
-                    self._next_server()
-            elif text.startswith("SESSIONEXPIRED"):
-                if maybe_applied:
-                    raise OutcomeUnknown(f"session expired after an unanswered attempt: {text}")
-                self._new_session()
-                argv[1:3] = [str(self.client_id).encode(), str(self._seq).encode()]
-                continue
-            elif text.startswith("UNCERTAIN"):
-                maybe_applied = maybe_applied or write
-                last_problem = text
-            else:
-                raise CommandError(text)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        if maybe_applied:
-            raise OutcomeUnknown(f"gave up after {self.deadline:.0f} s: {last_problem}")
-        raise Refused(f"gave up after {self.deadline:.0f} s: {last_problem}")
 
-    async def _connect(self) -> _Connection:
+        def ms() -> int:
+            return int(loop.time() * 1000)
+
+        call = Call(self.state, argv, ms(), int(self.deadline * 1000))
+        while True:
+            step = call.next(ms())
+            if isinstance(step, Done):
+                return step.value
+            if isinstance(step, Fail):
+                raise step.error
+            if isinstance(step, Pause):
+                await asyncio.sleep(step.ms / 1000)
+                continue
+            await self._attempt(call, step)
+
+    async def _attempt(self, call: Call, step: Send) -> None:
+        host, port = step.target
+        try:
+            conn = await self._connect(step.target)
+        except (OSError, TimeoutError) as e:
+            call.unanswered(f"cannot connect to {host}:{port}: {e}", sent=False)
+            return
+        try:
+            reply = await asyncio.wait_for(conn.call(step.argv), self.timeout)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as e:
+            await self.close()
+            call.unanswered(f"no reply from {host}:{port}: {e!r}", sent=True)
+            return
+        if isinstance(reply, _ReplyError):
+            call.replied(None, reply.text)
+        else:
+            call.replied(reply, None)
+
+    async def _connect(self, target: tuple[str, int]) -> _Connection:
+        if self._conn is not None and self._conn_target != target:
+            await self.close()
         if self._conn is None:
-            r, w = await asyncio.wait_for(asyncio.open_connection(*self._target), self.timeout)
+            r, w = await asyncio.wait_for(asyncio.open_connection(*target), self.timeout)
             self._conn = _Connection(r, w)
+            self._conn_target = target
         return self._conn
-
-    def _next_server(self) -> None:
-        self._current = (self._current + 1) % len(self.servers)
-        self._target = self.servers[self._current]
-
-    def _new_session(self) -> None:
-        self.client_id = random.SystemRandom().randrange(1, 1 << 63)
-        self._seq = 1
-
-    def _follow_hint(self, text: str) -> bool:
-        """Switch to the leader a TRYAGAIN names; False if it names none new."""
-        m = _LEADER_HINT.search(text)
-        if m is None:
-            return False
-        hinted = (m.group(1), int(m.group(2)))
-        if hinted == self._target:
-            return False
-        self._target = hinted
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        return True
 
     # -- conveniences -------------------------------------------------------------
 

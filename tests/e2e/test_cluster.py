@@ -138,7 +138,13 @@ def test_retry_after_lost_reply_applies_incr_once(cluster_factory: Factory) -> N
     c = cluster_factory(3)
     c.leader()
     write_until_ok(c, 1, "warmup", "1")
-    cmd = b"*5\r\n$3\r\nSEQ\r\n$4\r\n7777\r\n$1\r\n1\r\n$4\r\nINCR\r\n$5\r\ncount\r\n"
+    opened = _raw(c.port(2), b"*2\r\n$7\r\nSESSION\r\n$4\r\nOPEN\r\n")
+    assert opened.startswith(b":"), opened
+    sid = opened[1:-2]
+    cmd = b"*5\r\n$3\r\nSEQ\r\n$%d\r\n%s\r\n$1\r\n1\r\n$4\r\nINCR\r\n$5\r\ncount\r\n" % (
+        len(sid),
+        sid,
+    )
     # First attempt: the reply is lost (the client hangs up without reading).
     with socket.create_connection(("127.0.0.1", c.port(2))) as s:
         s.sendall(cmd)
@@ -150,6 +156,20 @@ def test_retry_after_lost_reply_applies_incr_once(cluster_factory: Factory) -> N
     # The next sequence number is a new write.
     nxt = cmd.replace(b"$1\r\n1\r\n", b"$1\r\n2\r\n")
     assert _raw(c.port(1), nxt) == b":2\r\n"
+
+
+def test_a_command_of_an_unknown_session_is_answered_sessionexpired(
+    cluster_factory: Factory,
+) -> None:
+    """Issue 8, defect 2: the server answered ``-ERR internal error`` here, so the
+    native client raised CommandError where it must open a new session."""
+    c = cluster_factory(3)
+    c.leader()
+    write_until_ok(c, 1, "warmup", "1")
+    for seq in (b"1", b"2"):  # a first request is no exception: sessions are opened explicitly
+        cmd = b"*5\r\n$3\r\nSEQ\r\n$4\r\n7778\r\n$1\r\n%s\r\n$4\r\nINCR\r\n$1\r\nx\r\n" % seq
+        assert _raw(c.port(2), cmd).startswith(b"-SESSIONEXPIRED ")
+    assert c.client(1).get("x") is None
 
 
 def test_native_client_exactly_once_across_leader_kill(cluster_factory: Factory) -> None:

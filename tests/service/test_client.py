@@ -9,14 +9,18 @@ from typing import Any
 
 import pytest
 
-from drafty.client import _WRITES, AsyncClient, CommandError
+from drafty.client import AsyncClient, CommandError
 from drafty.driver.api import OutcomeUnknown, Refused
 from drafty.service import kv
+from drafty.service.calls import WRITES
 from drafty.service.resp import RequestParser
 
 Handler = Callable[[list[bytes], int], bytes | None]
-"""Gets a command and how many commands this server got before; returns the raw
-reply, or None to hang up without answering."""
+"""Gets a command and how many commands this server got before (not counting
+``SESSION OPEN``, which every fake server answers with session 42); returns
+the raw reply, or None to hang up without answering."""
+
+OPEN = [b"SESSION", b"OPEN"]
 
 
 class FakeServer:
@@ -50,9 +54,9 @@ class FakeServer:
         try:
             while data := await reader.read(4096):
                 for argv in parser.feed(data):
-                    n = len(self.received)
+                    n = sum(1 for r in self.received if r != OPEN)
                     self.received.append(argv)
-                    reply = self.handler(argv, n)
+                    reply = b":42\r\n" if argv == OPEN else self.handler(argv, n)
                     if reply is None:
                         writer.close()
                         return
@@ -86,7 +90,6 @@ def run(coro: Awaitable[Any]) -> Any:
 def client(*servers: str, **kw: Any) -> AsyncClient:
     kw.setdefault("timeout", 0.5)
     kw.setdefault("deadline", 2.0)
-    kw.setdefault("client_id", 42)
     return AsyncClient(list(servers), **kw)
 
 
@@ -109,6 +112,7 @@ def test_writes_are_sequenced_reads_are_not() -> None:
 
     srv = run(main())
     assert srv.received == [
+        OPEN,
         [b"SEQ", b"42", b"1", b"SET", b"k", b"v"],
         [b"GET", b"k"],
         [b"SEQ", b"42", b"2", b"INCRBY", b"k", b"5"],
@@ -118,15 +122,20 @@ def test_writes_are_sequenced_reads_are_not() -> None:
     assert srv.connections == 1
 
 
-def test_random_client_id() -> None:
-    a = AsyncClient(["127.0.0.1:1"])
-    b = AsyncClient([("127.0.0.1", 1)])
-    assert 0 < a.client_id < 1 << 63
-    assert a.client_id != b.client_id
+def test_no_session_until_the_first_write() -> None:
+    async def main() -> FakeServer:
+        async with FakeServer(ok) as srv, client(srv.addr) as c:
+            await c.execute("GET", "k")
+            assert c.session == 0
+            await c.execute("SET", "k", "v")
+            assert c.session == 42
+            return srv
+
+    assert run(main()).received == [[b"GET", b"k"], OPEN, [b"SEQ", b"42", b"1", b"SET", b"k", b"v"]]
 
 
 def test_client_write_set_matches_kv_specs() -> None:
-    assert {name for name, spec in kv.SPECS.items() if spec.write} == set(_WRITES)
+    assert {name for name, spec in kv.SPECS.items() if spec.write} == set(WRITES)
 
 
 def test_reply_types() -> None:
@@ -159,7 +168,7 @@ def test_uncertain_resends_same_pair() -> None:
             return srv
 
     srv = run(main())
-    assert srv.received == [[b"SEQ", b"42", b"1", b"INCR", b"k"]] * 3
+    assert srv.received == [OPEN] + [[b"SEQ", b"42", b"1", b"INCR", b"k"]] * 3
 
 
 def test_tryagain_hint_is_followed() -> None:
@@ -173,7 +182,7 @@ def test_tryagain_hint_is_followed() -> None:
                 return follower, leader
 
     follower, leader = run(main())
-    assert follower.received == [[b"SEQ", b"42", b"1", b"SET", b"k", b"v"]]
+    assert follower.received == [OPEN, [b"SEQ", b"42", b"1", b"SET", b"k", b"v"]]
     assert leader.received == [
         [b"SEQ", b"42", b"1", b"SET", b"k", b"v"],
         [b"SEQ", b"42", b"2", b"SET", b"k", b"w"],
@@ -188,7 +197,8 @@ def test_dropped_connection_retries_same_pair_elsewhere() -> None:
             return a, b
 
     a, b = run(main())
-    assert a.received == b.received == [[b"SEQ", b"42", b"1", b"DEL", b"k"]]
+    assert a.received == [OPEN, [b"SEQ", b"42", b"1", b"DEL", b"k"]]
+    assert b.received == [[b"SEQ", b"42", b"1", b"DEL", b"k"]]
 
 
 def test_unreachable_server_skipped() -> None:
@@ -211,7 +221,7 @@ def test_err_raises_without_retry() -> None:
             return srv
 
     srv = run(main())
-    assert srv.received == [[b"SEQ", b"42", b"1", b"INCR", b"k"], [b"GET", b"k"]]
+    assert srv.received == [OPEN, [b"SEQ", b"42", b"1", b"INCR", b"k"], [b"GET", b"k"]]
 
 
 # -- giving up ----------------------------------------------------------------------
@@ -226,8 +236,8 @@ def test_deadline_after_uncertain_write_is_outcome_unknown() -> None:
             return srv
 
     srv = run(main())
-    assert len(srv.received) >= 2
-    assert all(r == [b"SEQ", b"42", b"1", b"SET", b"k", b"v"] for r in srv.received)
+    assert len(srv.received) >= 3 and srv.received[0] == OPEN
+    assert all(r == [b"SEQ", b"42", b"1", b"SET", b"k", b"v"] for r in srv.received[1:])
 
 
 def test_deadline_after_unanswered_write_is_outcome_unknown() -> None:
@@ -297,3 +307,44 @@ def test_tryagain_without_hint_tries_other_servers() -> None:
             assert await c.execute("SET", "k", "v") == "OK"
 
     run(main())
+
+
+# -- sessions ------------------------------------------------------------------------
+
+
+def test_expired_session_with_nothing_applied_opens_a_new_one() -> None:
+    """Defect 2 of issue 8: SESSIONEXPIRED must lead to a new session, not an error."""
+    opened = []
+
+    def handler(argv: list[bytes], n: int) -> bytes:
+        return b"-SESSIONEXPIRED session 42 is unknown\r\n" if n == 0 else b":7\r\n"
+
+    async def main() -> FakeServer:
+        async with FakeServer(handler) as srv, client(srv.addr) as c:
+            assert await c.execute("INCR", "k") == 7
+            opened.append(c.session)
+            return srv
+
+    srv = run(main())
+    assert srv.received == [
+        OPEN,
+        [b"SEQ", b"42", b"1", b"INCR", b"k"],
+        OPEN,
+        [b"SEQ", b"42", b"1", b"INCR", b"k"],
+    ]
+
+
+def test_expired_session_after_a_lost_answer_is_outcome_unknown() -> None:
+    def handler(argv: list[bytes], n: int) -> bytes | None:
+        if n == 0:
+            return None  # hang up: the first attempt may have applied
+        return b"-SESSIONEXPIRED session 42 is unknown\r\n"
+
+    async def main() -> FakeServer:
+        async with FakeServer(handler) as srv, client(srv.addr) as c:
+            with pytest.raises(OutcomeUnknown, match="session expired"):
+                await c.execute("INCR", "k")
+            return srv
+
+    srv = run(main())
+    assert srv.received.count([b"SEQ", b"42", b"1", b"INCR", b"k"]) == 2

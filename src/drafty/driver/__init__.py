@@ -1,19 +1,21 @@
-"""drafty.driver: run the core for real, on asyncio, with a disk and sockets.
+"""drafty.driver: run a node for real, on asyncio, with a disk and sockets.
 
 - :class:`RaftNode` runs one member of a cluster around any
-  :class:`StateMachine`;
-- :class:`Refused` and :class:`OutcomeUnknown` say whether a failed command
-  certainly had no effect or might have.
+  :class:`StateMachine` (the decisions are :class:`drafty.node.Node`'s; this
+  package only adapts clocks, sockets, files and the fsync thread);
+- :class:`Refused`, :class:`OutcomeUnknown`, :class:`SessionExpired` and
+  :class:`StateMachineError` say how a failed command ended.
 """
 
-from .api import OutcomeUnknown, Refused, StateMachine
-from .node import NodeSettings, RaftNode, StateMachineError
+from .api import OutcomeUnknown, Refused, SessionExpired, StateMachine, StateMachineError
+from .node import NodeSettings, RaftNode
 
 __all__ = [
     "NodeSettings",
     "OutcomeUnknown",
     "RaftNode",
     "Refused",
+    "SessionExpired",
     "StateMachine",
     "StateMachineError",
 ]

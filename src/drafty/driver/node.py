@@ -1,33 +1,32 @@
-"""RaftNode: the asyncio driver that runs the core with real disks and sockets.
+"""RaftNode: the asyncio adapters around the pure :class:`~drafty.node.Node`.
 
 Theory of operation
 -------------------
-One event loop owns the core (:class:`~drafty.core.RawNode`), the write-ahead
-log's writing side, the transport and the state machine. Input arrives as
-ticks (a monotonic timer), peer messages (from the transport) and submitted
-commands; each one only pokes the core and schedules :meth:`_process` with
-``call_soon``, so everything that arrives in one loop iteration is handled by
-one Ready: many proposals become one log append, one fsync and one
-AppendEntries per follower.
+Everything a member decides lives in :class:`drafty.node.Node`, which does no
+I/O; this module only connects it to the platform:
 
-Each Ready is carried out in the contract's order (:mod:`drafty.core.ready`):
+- **clock**: a ticker task calls ``tick`` every ``tick_ms`` of the loop's
+  monotonic clock (missed ticks are skipped, never bursted); every input
+  carries an :class:`~drafty.node.Instant` read from the loop's monotonic
+  clock and ``time.time()``;
+- **sockets**: peer messages from :class:`~drafty.transport.tcp.PeerTransport`
+  go to ``receive``; ``Actions.messages`` go back to it;
+- **files**: ``Actions.writes`` are appended to the write-ahead log on the
+  loop (``os.write``, no fsync); ``Actions.sync`` runs ``fsync`` in a
+  dedicated thread, one at a time, and reports ``synced`` when it returns;
+- **callers**: :meth:`RaftNode.submit` registers a future under the request
+  number the node returns; ``Actions.replies`` resolve them.
 
-1. its entries and hard state are written to the log (``os.write``, no fsync);
-2. ``messages`` are sent at once;
-3. its number, the log's write sequence and ``messages_after_persist`` join a
-   FIFO; one fsync at a time runs in a worker thread, and when it returns,
-   every queued Ready it covers is reported with ``on_persisted`` and its
-   held-back messages leave (votes and append responses never precede the
-   state they promise);
-4. committed entries are applied in order, and the callers waiting on them
-   are answered.
+Every input only pokes the node and schedules one :meth:`_process` pass with
+``call_soon``, so everything that arrives in one loop iteration leaves in one
+Ready: many proposals become one log append, one fsync and one AppendEntries
+per follower (group commit).
 
-A storage failure (a write or an fsync that fails) is fatal: the node stops
-rather than run on a disk whose state it no longer knows.
-
-Invariants: a message in ``messages_after_persist`` of Ready n leaves only
-after Readies 1..n are durable; entries are applied in log order, once per
-process lifetime (the state machine is rebuilt from the log on start).
+Failures cross into the node at one boundary: a failed write or fsync (or a
+bug surfacing as an exception from the node) is fatal: :meth:`Node.fail`
+answers every waiting caller with an unknown outcome, the ticker and the
+transport stop (a failed node must not keep heartbeating), and ``on_fatal``
+tells the host.
 """
 
 from __future__ import annotations
@@ -36,33 +35,18 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core import (
-    NONE,
-    Config,
-    Entry,
-    EntryKind,
-    Message,
-    NodeId,
-    NotLeader,
-    RawNode,
-    Ready,
-    Role,
-    Status,
-    describe,
-)
+from ..core import NONE, Config, NodeId, RawNode, Ready, Role, Status, describe
 from ..luid import luid
-from ..service.sessions import SessionExpired, SessionTable, StaleRequest
+from ..node import Actions, Applied, Instant, Node, NodeOptions, Refused, Verdict
+from ..node.envelope import Envelope
 from ..storage import NodeStorage, WriteAheadLog
 from ..transport.tcp import Address, PeerTransport
-from .api import OutcomeUnknown, Refused, StateMachine
-from .envelope import Envelope, EnvelopeError, pack, unpack
 
 log = logging.getLogger("drafty.driver")
 
@@ -83,20 +67,8 @@ class NodeSettings:
     session_ttl_ms: int = 10 * 60 * 1000
     seed: int | None = None
     extra_config: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Pending:
-    future: asyncio.Future[Any]
-    index: int | None
-    name: str
-
-
-@dataclass(slots=True)
-class _Persisting:
-    number: int
-    seq: int
-    messages: tuple[Message, ...]
+    node_options: dict[str, Any] = field(default_factory=dict)
+    """Further :class:`~drafty.node.NodeOptions` fields."""
 
 
 _RPC_NAMES = {
@@ -110,56 +82,77 @@ _RPC_NAMES = {
 }
 
 
-def _trace(node: NodeId, rd: Ready) -> None:
-    """Debug log of one Ready, each RPC named by a locally unique id (``append-4093``)."""
-    name = luid("ready")
-    log.debug("node %d %s: %d entries to persist, %d to apply, hard state %s", node, name,
-              len(rd.entries), len(rd.committed_entries), rd.hard_state)  # fmt: skip
-    for m in (*rd.messages, *rd.messages_after_persist):
-        rpc = luid(_RPC_NAMES.get(type(m).__name__, "message"))
-        log.debug("node %d %s %s: %s", node, name, rpc, describe.message(m))
+class _Tracer:
+    """Logs role changes, and with debug on every Ready, each RPC named by a
+    locally unique id (``append-4093``)."""
+
+    def on_ready(self, node: Node, rd: Ready) -> None:
+        soft = rd.soft_state
+        if soft is not None and (soft.role is not Role.LEADER or soft.leader != node.id):
+            who = f"node {soft.leader}" if soft.leader != NONE else "unknown"
+            log.info("node %d: %s, term %d, leader %s", node.id, soft.role.value,
+                     node.raw.raft.term, who)  # fmt: skip
+        elif soft is not None:
+            log.info("node %d: leader of term %d", node.id, node.raw.raft.term)
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        name = luid("ready")
+        log.debug("node %d %s: %d entries to persist, %d to apply, hard state %s", node.id,
+                  name, len(rd.entries), len(rd.committed_entries), rd.hard_state)  # fmt: skip
+        for m in (*rd.messages, *rd.messages_after_persist):
+            rpc = luid(_RPC_NAMES.get(type(m).__name__, "message"))
+            log.debug("node %d %s %s: %s", node.id, name, rpc, describe.message(m))
+
+    def on_propose(self, node: Node, envelope: Envelope, index: int | None) -> None:
+        pass
+
+    def on_applied(self, node: Node, applied: Applied) -> None:
+        if applied.verdict is Verdict.MALFORMED:
+            log.error("node %d: entry %d skipped: not a valid envelope", node.id,
+                      applied.entry.index)  # fmt: skip
 
 
-class StateMachineError(Exception):
-    """The state machine raised while applying a command (a bug in it)."""
+def now() -> Instant:
+    """The clocks, read once."""
+    return Instant(int(time.monotonic() * 1000), int(time.time() * 1000))
 
 
 class RaftNode:
-    """Runs one Raft member: see the module docstring."""
+    """Runs one Raft member on asyncio: see the module docstring."""
 
-    def __init__(self, settings: NodeSettings, machine: StateMachine) -> None:
+    def __init__(self, settings: NodeSettings, machine: Any) -> None:
         self.settings = settings
         self.id = settings.id
         self.machine = machine
-        self.sessions: SessionTable[Any] = SessionTable(settings.session_ttl_ms)
-        self.applied = 0
         self.failed: BaseException | None = None
+        self.on_fatal: Callable[[BaseException], None] | None = None
         self._rng = random.Random(settings.seed)
         self._storage: NodeStorage | None = None
         self._wal: WriteAheadLog | None = None
-        self._raw: RawNode | None = None
+        self._node: Node | None = None
         self._transport: PeerTransport | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"fsync-{settings.id}")
-        self._persisting: deque[_Persisting] = deque()
-        self._syncing = False
         self._scheduled = False
-        self._tasks: list[asyncio.Task[None]] = []
-        self._pending: dict[int, _Pending] = {}
-        self._pending_at: dict[int, int] = {}
-        self._next_request = 1
-        self._role = Role.FOLLOWER
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._stopped = asyncio.Event()
-        self.on_fatal: Callable[[BaseException], None] | None = None
+        self._closing: asyncio.Future[None] | None = None
 
     # -- life cycle ----------------------------------------------------------
 
     async def start(self) -> None:
         s = self.settings
         loop = asyncio.get_running_loop()
-        storage = await loop.run_in_executor(
-            self._executor,
-            lambda: NodeStorage.open(s.data_dir, cluster_id=s.cluster, node_id=s.id),
-        )
+
+        def open_storage() -> tuple[NodeStorage, int]:
+            storage = NodeStorage.open(s.data_dir, cluster_id=s.cluster, node_id=s.id)
+            try:
+                return storage, storage.next_incarnation(now().wall_ms)
+            except BaseException:
+                storage.close(sync=False)
+                raise
+
+        storage, incarnation = await loop.run_in_executor(self._executor, open_storage)
         self._storage = storage
         wal = self._wal = storage.log
         entries = wal.entries(wal.first_index, wal.last_index) if wal.last_index else []
@@ -171,7 +164,7 @@ class RaftNode:
             forward_proposals=True,
             **s.extra_config,
         )
-        self._raw = RawNode(
+        raw = RawNode(
             config,
             random.Random(self._rng.getrandbits(64)),
             hard_state=wal.hard_state,
@@ -179,44 +172,67 @@ class RaftNode:
             offset=wal.base_index,
             offset_term=wal.base_term,
         )
+        options = NodeOptions(
+            request_timeout_ms=max(1, int(s.request_timeout * 1000)),
+            session_ttl_ms=s.session_ttl_ms,
+            **s.node_options,
+        )
+        self._node = Node(
+            raw, self.machine, incarnation=incarnation, now=now(), options=options,
+            observer=_Tracer(),
+        )  # fmt: skip
         log.info(
-            "node %d: recovered term %d, vote %d, commit %d, log %d..%d from %s",
+            "node %d: recovered term %d, vote %d, commit %d, log %d..%d from %s (life %d)",
             s.id, wal.hard_state.term, wal.hard_state.vote, wal.hard_state.commit,
-            wal.first_index, wal.last_index, s.data_dir,
+            wal.first_index, wal.last_index, s.data_dir, incarnation,
         )  # fmt: skip
         peers = {p: a for p, a in s.peers.items() if p != s.id}
         self._transport = PeerTransport(s.id, s.cluster, peers, self._deliver, rng=self._rng)
         await self._transport.start(s.peers[s.id])
-        self._tasks.append(asyncio.create_task(self._ticker(), name=f"ticker-{s.id}"))
+        self._spawn(self._ticker(), f"ticker-{s.id}")
         self._kick()
 
     async def stop(self) -> None:
-        """Stop ticking and talking; fail waiting callers; close the log."""
+        """Stop ticking and talking; answer waiting callers; close the log."""
         if self._stopped.is_set():
             return
         self._stopped.set()
-        for t in self._tasks:
+        if self._node is not None:
+            self._node.stop()
+            self._carry_out(self._node.take())
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for t in tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._closing is not None:
+            await self._closing
         if self._transport is not None:
             await self._transport.close()
-        for p in self._pending.values():
-            if not p.future.done():  # proposed, so it may still commit elsewhere
-                p.future.set_exception(OutcomeUnknown("node shut down while waiting"))
-        self._pending.clear()
         if self._storage is not None and self.failed is None:
             storage = self._storage
             await asyncio.get_running_loop().run_in_executor(self._executor, storage.close)
         self._executor.shutdown(wait=True)
 
     @property
-    def raw(self) -> RawNode:
-        if self._raw is None:
+    def node(self) -> Node:
+        if self._node is None:
             raise RuntimeError("node not started")
-        return self._raw
+        return self._node
+
+    @property
+    def raw(self) -> RawNode:
+        return self.node.raw
+
+    @property
+    def applied(self) -> int:
+        return self._node.applied if self._node is not None else 0
 
     def status(self) -> Status:
-        return self.raw.status()
+        return self.node.status()
+
+    def leader(self) -> NodeId:
+        return self._node.leader if self._node is not None else NONE
 
     # -- input -------------------------------------------------------------
 
@@ -224,21 +240,20 @@ class RaftNode:
         loop = asyncio.get_running_loop()
         interval = self.settings.tick_ms / 1000
         deadline = loop.time()
+        node = self.node
         while True:
             deadline += interval
-            now = loop.time()
-            if deadline < now - interval:
-                deadline = now  # the loop stalled: skip missed ticks, don't burst
-            await asyncio.sleep(max(0.0, deadline - now))
-            self.raw.tick()
+            t = loop.time()
+            if deadline < t - interval:
+                deadline = t  # the loop stalled: skip missed ticks, don't burst
+            await asyncio.sleep(max(0.0, deadline - t))
+            node.tick(now())
             self._kick()
 
-    def _deliver(self, msgs: list[Message]) -> None:
-        if self._stopped.is_set():
+    def _deliver(self, msgs: list[Any]) -> None:
+        if self._stopped.is_set() or self._node is None:
             return
-        raw = self.raw
-        for m in msgs:
-            raw.step(m)
+        self._node.receive(msgs, now())
         self._kick()
 
     async def submit(
@@ -246,173 +261,106 @@ class RaftNode:
     ) -> Any:
         """Replicate ``command`` and return what the state machine answered.
 
-        Raises :class:`Refused` (certainly no effect) or :class:`OutcomeUnknown`.
+        Raises :class:`~drafty.node.Refused` (certainly no effect),
+        :class:`~drafty.node.OutcomeUnknown`, :class:`~drafty.node.SessionExpired`
+        (``client`` names no live session) or :class:`~drafty.node.StateMachineError`.
         """
-        if self._stopped.is_set() or self.failed is not None:
-            raise Refused("node is shutting down")
-        request = self._next_request
-        self._next_request += 1
-        env = Envelope(self.id, request, client, seq, int(time.time() * 1000), command)
-        try:
-            index = self.raw.propose(pack(env))
-        except NotLeader as e:
-            raise Refused("no leader is known; try again shortly", e.leader) from None
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        name = luid("request")
-        self._pending[request] = _Pending(fut, index, name)
-        if index is not None:
-            self._pending_at[index] = request
+        if self._node is None:
+            raise Refused("node is not started")
+        ms = None if timeout is None else max(1, int(timeout * 1000))
+        rid = self._node.submit(command, now(), client=client, seq=seq, timeout_ms=ms)
+        return await self._wait(rid)
+
+    async def open_session(self, *, timeout: float | None = None) -> int:
+        """Open a client session for exactly-once commands; its id."""
+        if self._node is None:
+            raise Refused("node is not started")
+        ms = None if timeout is None else max(1, int(timeout * 1000))
+        rid = self._node.open_session(now(), timeout_ms=ms)
+        session: int = await self._wait(rid)
+        return session
+
+    async def _wait(self, rid: int) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
         self._kick()
-        limit = self.settings.request_timeout if timeout is None else timeout
-        # One timer per request, no wait_for/shield wrappers: this is the hot path.
-        timer = loop.call_later(limit, self._expire, request, limit)
-        try:
-            return await fut
-        finally:
-            timer.cancel()
-            self._pending.pop(request, None)
-            if index is not None and self._pending_at.get(index) == request:
-                del self._pending_at[index]
+        return await fut
 
-    def _expire(self, request: int, limit: float) -> None:
-        p = self._pending.pop(request, None)
-        if p is not None and not p.future.done():
-            log.info("%s: no outcome within %.1f s (index %s)", p.name, limit, p.index)
-            p.future.set_exception(OutcomeUnknown(f"no outcome within {limit:.1f} s"))
-
-    # -- the Ready loop ------------------------------------------------------
+    # -- carrying out Actions ------------------------------------------------
 
     def _kick(self) -> None:
-        if not self._scheduled and not self._stopped.is_set():
+        if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._process)
 
     def _process(self) -> None:
         self._scheduled = False
-        if self._stopped.is_set():
+        node = self._node
+        if node is None:
             return
         try:
-            raw = self.raw
-            while raw.has_ready():
-                self._handle(raw.ready())
+            actions = node.take()
         except Exception as e:
             self._fatal(e)
             return
-        if self._persisting and not self._syncing:
-            self._syncing = True
-            self._tasks.append(asyncio.create_task(self._sync_loop()))
+        self._carry_out(actions)
 
-    def _handle(self, rd: Ready) -> None:
-        raw = self.raw
-        wal = self._wal
-        transport = self._transport
-        assert wal is not None and transport is not None
-        if log.isEnabledFor(logging.DEBUG):
-            _trace(self.id, rd)
-        if rd.soft_state is not None:
-            self._on_role(rd.soft_state.role, rd.soft_state.leader)
-        seq = wal.append(rd.entries, rd.hard_state) if rd.must_persist() else wal.written_seq
-        raw.advance(rd)
-        if rd.messages:
-            transport.send(rd.messages)
-        if seq <= wal.synced_seq and not self._persisting:
-            raw.on_persisted(rd.number)
-            if rd.messages_after_persist:
-                transport.send(rd.messages_after_persist)
-        else:
-            self._persisting.append(_Persisting(rd.number, seq, rd.messages_after_persist))
-        if rd.committed_entries:
-            self._apply(rd.committed_entries)
-
-    async def _sync_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        wal = self._wal
-        assert wal is not None and self._transport is not None
-        try:
-            while self._persisting and not self._stopped.is_set():
-                synced = await loop.run_in_executor(self._executor, wal.sync)
-                last = None
-                while self._persisting and self._persisting[0].seq <= synced:
-                    p = self._persisting.popleft()
-                    last = p.number
-                    if p.messages:
-                        self._transport.send(p.messages)
-                if last is not None:
-                    self.raw.on_persisted(last)
-                    self._kick()
-        except Exception as e:
-            self._fatal(e)
-        finally:
-            self._syncing = False
-            task = asyncio.current_task()
-            if task in self._tasks:
-                self._tasks.remove(task)
-
-    def _on_role(self, role: Role, leader: NodeId) -> None:
-        if role != self._role or role is not Role.LEADER:
-            who = f"node {leader}" if leader != NONE else "unknown"
-            log.info("node %d: %s, term %d, leader %s", self.id, role.value,
-                     self.raw.status().term, who)  # fmt: skip
-        self._role = role
-
-    def _apply(self, entries: tuple[Entry, ...]) -> None:
-        for e in entries:
-            self.applied = e.index
-            waiting = self._pending_at.pop(e.index, None)
-            if e.kind is not EntryKind.NORMAL:
-                if waiting is not None:
-                    self._fail_replaced(waiting)
-                continue
+    def _carry_out(self, actions: Actions) -> None:
+        if actions.writes:
+            wal = self._wal
+            assert wal is not None
             try:
-                env = unpack(e.data)
-            except EnvelopeError as err:
-                log.error("entry %d: skipped, %s", e.index, err)
+                for w in actions.writes:
+                    wal.append(w.entries, w.hard_state)
+            except Exception as e:
+                self._fatal(e)
+                return
+        if actions.sync:
+            self._spawn(self._sync(actions.sync), f"fsync-{self.id}")
+        if actions.messages and self._transport is not None:
+            self._transport.send(actions.messages)
+        waiting = self._waiting
+        for r in actions.replies:
+            fut = waiting.pop(r.request, None)
+            if fut is None or fut.done():
                 continue
-            if waiting is not None and (env.origin != self.id or env.request != waiting):
-                self._fail_replaced(waiting)
-            result = self._run(env)
-            if env.origin == self.id:
-                p = self._pending.pop(env.request, None)
-                if p is not None and not p.future.done():
-                    if isinstance(result, BaseException):
-                        p.future.set_exception(result)
-                    else:
-                        p.future.set_result(result)
+            if r.error is not None:
+                fut.set_exception(r.error)
+            else:
+                fut.set_result(r.value)
 
-    def _run(self, env: Envelope) -> Any:
-        sessions = self.sessions
-        sessions.advance_clock(env.time_ms)
+    async def _sync(self, upto: int) -> None:
+        wal = self._wal
+        assert wal is not None
         try:
-            dup = sessions.lookup(env.client, env.seq)
-        except StaleRequest as e:
-            return Refused(str(e))
-        except SessionExpired as e:
-            return e
-        if dup is not None:
-            return dup.reply
-        try:
-            result = self.machine.apply(env.command)
+            await asyncio.get_running_loop().run_in_executor(self._executor, wal.sync)
         except Exception as e:
-            log.exception("state machine raised on a command from node %d", env.origin)
-            result = StateMachineError(f"state machine raised {type(e).__name__}: {e}")
-        sessions.record(env.client, env.seq, result)
-        return result
+            self._fatal(e)
+            return
+        if not self._stopped.is_set() and self._node is not None:
+            self._node.synced(upto)
+            self._kick()
 
-    def _fail_replaced(self, request: int) -> None:
-        p = self._pending.pop(request, None)
-        if p is not None and not p.future.done():
-            p.future.set_exception(
-                Refused("a new leader replaced the entry before it committed", self.leader())
-            )
-
-    def leader(self) -> NodeId:
-        return self.raw.status().leader if self._raw is not None else NONE
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _fatal(self, e: BaseException) -> None:
+        """A write, fsync or the node itself failed: stop everything but the answers."""
         if self.failed is not None:
             return
         self.failed = e
         log.critical("node %d: stopping after a fatal error: %s", self.id, e, exc_info=e)
+        node = self._node
+        if node is not None:
+            node.fail(e)
+            self._carry_out(node.take())
+        current = asyncio.current_task()
+        for t in self._tasks:
+            if t is not current:
+                t.cancel()
+        if self._transport is not None:  # peers must see it gone, not a silent member
+            self._closing = asyncio.ensure_future(self._transport.close())
         if self.on_fatal is not None:
             self.on_fatal(e)

@@ -12,20 +12,19 @@ one fsync for the whole pipeline).
 
 Every data command, reads included, goes through the log: reads are
 linearizable. Any node accepts any command (followers forward to the leader).
-Failures map to errors a client can act on:
-
-- ``-TRYAGAIN ...``: the command certainly had no effect (no leader known,
-  shutting down, its entry was replaced): retry freely;
-- ``-UNCERTAIN ...``: it may or may not have taken effect (timeout or
-  leadership change after it entered the log).
+What a data command proposes and which error answers each failure
+(``-TRYAGAIN``: certainly no effect; ``-UNCERTAIN``: maybe;
+``-SESSIONEXPIRED``) is decided without sockets, in
+:mod:`drafty.service.commands`.
 
 Protocol errors (a bulk length over the limit, garbage) get ``-ERR Protocol
 error`` and the connection is closed; nothing from it is applied. The
 protocol version a reply is encoded in is fixed when its command is parsed,
 so a ``HELLO 3`` in a pipeline switches only the replies after it.
 
-``SEQ client seq command...`` runs a command with exactly-once semantics
-(see :mod:`drafty.service.sessions`); the native client uses it.
+``SESSION OPEN`` then ``SEQ session seq command...`` run commands with
+exactly-once semantics (see :mod:`drafty.node.sessions`); the native client
+uses them.
 """
 
 from __future__ import annotations
@@ -36,13 +35,13 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..core import NONE, NodeId
-from ..driver import OutcomeUnknown, RaftNode, Refused, StateMachineError
+from ..core import NONE, DraftyError, NodeId
+from ..driver import RaftNode
 from ..luid import luid
-from . import kv
+from . import commands, kv
 from .resp import DEFAULT_MAX_BULK, OK, Error, ProtocolError, Reply, RequestParser, Simple, encode
-from .sessions import SessionExpired
 
 log = logging.getLogger("drafty.service")
 
@@ -224,45 +223,26 @@ class RespServer:
         handler = self._commands.get(name)
         if handler is not None:
             return handler(conn, argv)
-        if name == b"SEQ":
-            return self._seq(argv)
-        bad = kv.check(argv)
-        if bad is not None:
-            return bad
-        return asyncio.ensure_future(self._submit(argv, 0, 0))
+        proposal = commands.plan(argv)
+        if isinstance(proposal, Error):
+            return proposal
+        return asyncio.ensure_future(self._submit(proposal))
 
-    def _seq(self, argv: list[bytes]) -> Awaitable[Reply] | Reply:
-        if len(argv) < 4:
-            return kv.wrong_arity(b"SEQ")
-        client, seq = kv.parse_int(argv[1]), kv.parse_int(argv[2])
-        if client is None or seq is None or client <= 0 or seq <= 0:
-            return Error("ERR SEQ needs a positive client id and sequence number")
-        inner = argv[3:]
-        bad = kv.check(inner)
-        if bad is not None:
-            return bad
-        return asyncio.ensure_future(self._submit(inner, client, seq))
-
-    async def _submit(self, argv: list[bytes], client: int, seq: int) -> Reply:
+    async def _submit(self, p: commands.Proposal) -> Reply:
         try:
-            result = await self.node.submit(kv.encode_command(argv), client=client, seq=seq)
-        except Refused as e:
-            return Error(f"TRYAGAIN {e.reason}{self._leader_hint(e.leader)}")
-        except OutcomeUnknown as e:
-            return Error(f"UNCERTAIN {e}")
-        except StateMachineError as e:
-            return Error(f"ERR {e}")
+            if p.open_session:
+                value: Any = await self.node.open_session()
+            else:
+                value = await self.node.submit(p.command, client=p.client, seq=p.seq)
+        except DraftyError as e:
+            return commands.answer(None, e, self._leader_hint)
         except Exception:
-            log.exception("submit of %r failed", argv[0][:32])
+            log.exception("submit of a %d-byte command failed", len(p.command))
             return Error("ERR internal error (logged on the server)")
-        if isinstance(result, Refused):
-            return Error(f"TRYAGAIN {result.reason}")
-        if isinstance(result, SessionExpired):
-            return Error(f"SESSIONEXPIRED {result}")
-        reply: Reply = result
-        return reply
+        return commands.answer(value, None, self._leader_hint)
 
     def _leader_hint(self, leader: NodeId) -> str:
+        """Where the leader is, for a ``-TRYAGAIN`` (the native client follows it)."""
         addr = self.clients.get(leader)
         return f" (leader is node {leader} at {addr[0]}:{addr[1]})" if addr else ""
 

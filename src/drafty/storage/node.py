@@ -5,6 +5,7 @@ Layout::
     DIR/meta.json   cluster id and node id (see drafty.storage.meta)
     DIR/wal/        write-ahead log segments (see drafty.storage.wal)
     DIR/snap/       snapshot files (see drafty.storage.snapshot)
+    DIR/incarnation the number of the latest life (see drafty.storage.incarnation)
 
 Creation order makes a half-created directory recognisable: the log's first
 segment and the snapshot directory are made durable first, the meta file last.
@@ -34,6 +35,7 @@ from drafty.core.types import HardState
 
 from .errors import CorruptionError, StorageError
 from .fsutil import make_dir
+from .incarnation import next_incarnation
 from .meta import META_NAME, Meta, check_meta, read_meta, write_meta
 from .segment import list_segments, replay_dir
 from .snapshot import Snapshot, SnapshotMeta, SnapshotStore
@@ -109,6 +111,10 @@ class NodeStorage:
         path = self.snapshots.save(meta, data)
         self.snapshot = Snapshot(meta, data)
         return path
+
+    def next_incarnation(self, wall_ms: int) -> int:
+        """This life's incarnation, durable on return (see :mod:`.incarnation`)."""
+        return next_incarnation(self.directory, wall_ms)
 
     def close(self, *, sync: bool = True) -> None:
         self.log.close(sync=sync)
