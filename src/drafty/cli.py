@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__, demo
+from .check import cli as check_cli
 from .service import cli as service_cli
 from .sim import cli as sim_cli
 from .storage import cli as storage_cli
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     service_cli.add_subcommands(sub)
     storage_cli.add_subcommands(sub)
     sim_cli.add_subcommand(sub)
+    check_cli.add_subcommand(sub)
     return parser
 
 

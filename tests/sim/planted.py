@@ -1,19 +1,26 @@
-"""Test-only buggy cores and drivers: known Raft bugs the oracle must catch.
+"""Test-only buggy cores, node layers and drivers: known bugs the oracle must catch.
 
 Each bug is planted by a node factory (a RawNode whose Raft is swapped for a
-buggy subclass) or by a driver flag of :class:`drafty.sim.SimConfig`; nothing
-here touches the real core, and every plant lives only in the runs that ask
-for it (:data:`BUGS` maps a name to the SimConfig fields that plant it).
+buggy subclass), a layer factory (a buggy subclass of the node layer), or a
+driver flag of :class:`drafty.sim.SimConfig`; nothing here touches the real
+code, and every plant lives only in the runs that ask for it (:data:`BUGS`
+maps a name to the SimConfig fields that plant it).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import Any
 
-from drafty.core import NONE, Config, Entry, HardState, RawNode, VoteRequest, VoteResponse
+from drafty.core import NONE, Config, Entry, HardState, RawNode, Role, VoteRequest, VoteResponse
 from drafty.core.quorum import committed_index
 from drafty.core.raft import Raft
+from drafty.node import Instant, Node, Refused
+from drafty.node.dedupe import Admission
+from drafty.node.envelope import Envelope, Kind, pack
+from drafty.node.node import Verdict
+from drafty.node.sessions import Check, Session, SessionTable
 from drafty.sim.replica import NodeFactory
 
 
@@ -54,10 +61,69 @@ def factory_for(raft_class: type[Raft]) -> NodeFactory:
     return make
 
 
+# -- the node layer ------------------------------------------------------------------
+
+
+def same_incarnation(raw: RawNode, machine: Any, *, incarnation: int, **kw: Any) -> Node:
+    """Every life of a node numbers its requests from 1 under one identity (issue 8's
+    defect 1: replies were matched by node and request number alone)."""
+    return Node(raw, machine, incarnation=1, **kw)
+
+
+class _RerunDuplicates(SessionTable):
+    def check(self, client: int, seq: int) -> tuple[Check, Session | None]:
+        check, s = super().check(client, seq)
+        return (Check.NEW, s) if check is Check.DUPLICATE and s is not None else (check, s)
+
+    def record(self, session: Session, seq: int, reply: Any) -> None:
+        session.seq, session.reply = seq, reply
+
+
+class ApplyDuplicateNode(Node):
+    """A retried session command runs again instead of being answered from the session."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        opts = self.options
+        self.sessions = _RerunDuplicates(opts.session_ttl_ms, opts.max_sessions)
+
+
+class RefuseAfterApplyNode(Node):
+    """Answers Refused ("certainly no effect") for writes it applied."""
+
+    def _settle(
+        self, e: Entry, env: Envelope, verdict: Verdict, admission: Admission, result: Any
+    ) -> None:
+        if verdict is Verdict.EXECUTED and env.client:
+            self._answer(env.request, error=Refused("planted: refused after applying"))
+            return
+        super()._settle(e, env, verdict, admission, result)
+
+
+class LocalClockNode(Node):
+    """Stamps every proposal with its own wall clock, follower or leader (the old rule)."""
+
+    def _propose(
+        self, kind: Kind, rid: int, command: bytes, client: int, seq: int, now: Instant
+    ) -> int | None:
+        r = self.raw.raft
+        env = Envelope(kind, self.id, self.incarnation, rid, r.term, now.wall_ms, client, seq,
+                       command)  # fmt: skip
+        index = self.raw.propose(pack(env))
+        if r.role is Role.LEADER and index is not None:
+            self._stamp_mono, self._stamped_index = now.mono_ms, index
+        self.observer.on_propose(self, env, index)
+        return index
+
+
 BUGS: dict[str, dict[str, object]] = {
     "commit-by-counting": {"node_factory": factory_for(CommitByCountingRaft)},
     "double-vote": {"node_factory": factory_for(DoubleVoteRaft)},
     "forget-vote": {"forget_vote_on_restart": True},
     "ack-before-fsync": {"ack_before_fsync": True},
+    "reuse-request-numbers": {"layer_factory": same_incarnation},
+    "apply-duplicate": {"layer_factory": ApplyDuplicateNode},
+    "refuse-after-apply": {"layer_factory": RefuseAfterApplyNode},
+    "local-session-clock": {"layer_factory": LocalClockNode},
 }
 """Planted bugs by name, as SimConfig fields (used by tests and the regression list)."""

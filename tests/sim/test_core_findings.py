@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 
 from drafty.core import AppendEntries, Config, Entry, HardState, RawNode, Role, VoteRequest
+from drafty.node import DiskWrite
 from drafty.sim import MemoryCluster, SimDisk
 
 
@@ -56,7 +57,7 @@ def test_restart_after_a_crash_between_entries_and_hard_state() -> None:
     rd = raw.ready()
     assert rd.entries and rd.hard_state is not None and rd.hard_state.term == 1
     disk = SimDisk()
-    disk.write_ready(rd)
+    disk.write(DiskWrite(1, rd.entries, rd.hard_state))
     disk.crash(keep=1)  # the entries record reached the disk, the hard state did not
     assert disk.hard_state == HardState() and disk.entries == [Entry(1, 1)]
     RawNode(cfg, random.Random(0), hard_state=disk.hard_state, entries=disk.entries)

@@ -16,6 +16,10 @@ from drafty.core import (
     SoftState,
     VoteResponse,
 )
+from drafty.node import Applied, DiskWrite, Refused, Reply, Verdict
+from drafty.node.dedupe import Admission
+from drafty.node.envelope import Envelope, Kind, pack
+from drafty.service.kv import encode_command
 from drafty.sim import Oracle, SimDisk, Violation
 
 VOTERS = (1, 2, 3)
@@ -33,6 +37,11 @@ def _rd(
 ) -> Ready:
     soft = None if role is None else SoftState(role, node if role is Role.LEADER else 0)
     return Ready(1, soft, hs, entries, (), (), ())
+
+
+def _noop(e: Entry) -> Applied:
+    """An applied entry that carries no request (the log checks do not look further)."""
+    return Applied(e, None, Verdict.MALFORMED, None, None)
 
 
 def _raw(node: int, disk: SimDisk) -> RawNode:
@@ -55,7 +64,7 @@ class World:
         """Node ``node`` appends and syncs ``entries`` (and a hard state)."""
         rd = _rd(entries, hs)
         self.oracle.on_ready(node, rd)
-        self.disks[node].write_ready(rd)
+        self.disks[node].write(DiskWrite(1, rd.entries, rd.hard_state))
         self.disks[node].complete_sync(self.disks[node].written)
         self.oracle.on_durable(node, self.disks[node])
 
@@ -75,9 +84,8 @@ def test_a_clean_history_passes() -> None:
     for i in VOTERS:
         w.store(i, _e(1, 1), _e(2, 1), hs=HardState(1, 1, 0))
     for i in VOTERS:
-        w.oracle.on_applied(i, _e(1, 1), 1, w.disks[i])
-        w.oracle.on_applied(i, _e(2, 1), 1, w.disks[i])
-    w.oracle.on_ack(2)
+        w.oracle.on_applied(i, _noop(_e(1, 1)), 1, w.disks[i])
+        w.oracle.on_applied(i, _noop(_e(2, 1)), 1, w.disks[i])
     assert w.oracle.commit_index() == 2 and w.oracle.stats.elections == 1
 
 
@@ -123,18 +131,18 @@ def test_apply_order_and_durability() -> None:
     w = World()
     w.store(1, _e(1, 1), _e(2, 1))
     with _fires("apply order"):
-        w.oracle.on_applied(1, _e(2, 1), 1, w.disks[1])
+        w.oracle.on_applied(1, _noop(_e(2, 1)), 1, w.disks[1])
     w = World()
     w.oracle.on_ready(1, _rd((_e(1, 1),)))  # written, never synced
     with _fires("applied before durable"):
-        w.oracle.on_applied(1, _e(1, 1), 1, w.disks[1])
+        w.oracle.on_applied(1, _noop(_e(1, 1)), 1, w.disks[1])
 
 
 def test_applying_an_entry_not_in_the_log() -> None:
     w = World()
     w.store(1, _e(1, 1))
     with _fires("apply order"):
-        w.oracle.on_applied(1, _e(1, 1, "different"), 1, w.disks[1])
+        w.oracle.on_applied(1, _noop(_e(1, 1, "different")), 1, w.disks[1])
 
 
 def test_state_machine_safety() -> None:
@@ -142,9 +150,9 @@ def test_state_machine_safety() -> None:
     w.store(1, _e(1, 2, "a"))
     w.store(3, _e(1, 2, "a"))
     w.store(2, _e(1, 1, "b"))
-    w.oracle.on_applied(1, _e(1, 2, "a"), 2, w.disks[1])
+    w.oracle.on_applied(1, _noop(_e(1, 2, "a")), 2, w.disks[1])
     with _fires("state machine safety"):
-        w.oracle.on_applied(2, _e(1, 1, "b"), 2, w.disks[2])
+        w.oracle.on_applied(2, _noop(_e(1, 1, "b")), 2, w.disks[2])
 
 
 def test_term_and_vote_never_go_back() -> None:
@@ -190,7 +198,7 @@ def test_commit_safety_catches_an_unprotected_commit() -> None:
     w.store(2, _e(1, 1, "a"), hs=HardState(3, 1, 0))
     w.store(3, _e(1, 2, "b"), hs=HardState(2, 3, 0))
     with _fires("commit safety"):
-        w.oracle.on_applied(1, _e(1, 1, "a"), 3, w.disks[1])
+        w.oracle.on_applied(1, _noop(_e(1, 1, "a")), 3, w.disks[1])
 
 
 def test_commit_safety_accepts_a_lagging_node() -> None:
@@ -198,15 +206,15 @@ def test_commit_safety_accepts_a_lagging_node() -> None:
     w.store(1, _e(1, 1), _e(2, 1))
     w.store(2, _e(1, 1), _e(2, 1))
     w.store(3, _e(1, 1))
-    w.oracle.on_applied(1, _e(1, 1), 1, w.disks[1])
-    w.oracle.on_applied(1, _e(2, 1), 1, w.disks[1])
+    w.oracle.on_applied(1, _noop(_e(1, 1)), 1, w.disks[1])
+    w.oracle.on_applied(1, _noop(_e(2, 1)), 1, w.disks[1])
 
 
 def test_leader_completeness() -> None:
     w = World()
     w.store(1, _e(1, 1))
     w.store(2, _e(1, 1))
-    w.oracle.on_applied(1, _e(1, 1), 1, w.disks[1])
+    w.oracle.on_applied(1, _noop(_e(1, 1)), 1, w.disks[1])
     with _fires("leader completeness"):
         w.lead(3, 2)
 
@@ -215,5 +223,108 @@ def test_leader_completeness_skips_entries_committed_in_later_terms() -> None:
     w = World()
     w.store(1, _e(1, 1))
     w.store(2, _e(1, 1))
-    w.oracle.on_applied(1, _e(1, 1), 5, w.disks[1])  # first seen applied in term 5
+    w.oracle.on_applied(1, _noop(_e(1, 1)), 5, w.disks[1])  # first seen applied in term 5
     w.lead(3, 2)  # a late leader of term 2 need not hold it (commit safety still would)
+
+
+# -- the node layer's outcomes -------------------------------------------------------
+
+
+def _cmd(index: int, request: int, *, client: int = 0, seq: int = 0, value: str = "v",
+         origin: int = 1, stamp: int = 0) -> tuple[Entry, Envelope]:  # fmt: skip
+    command = encode_command([b"APPEND", b"k", value.encode()])
+    env = Envelope(Kind.COMMAND, origin, 7, request, 1, stamp, client, seq, command)
+    return Entry(index, 1, data=pack(env)), env
+
+
+def _commit(w: World, *applied: tuple[Entry, Envelope, Verdict, object]) -> None:
+    entries = [e for e, _, _, _ in applied]
+    for i in VOTERS:
+        w.store(i, *entries, hs=HardState(1, 1, 0))
+    for e, env, verdict, result in applied:
+        w.oracle.on_applied(1, Applied(e, env, verdict, Admission.ACCEPT, result), 1, w.disks[1])
+
+
+def test_a_request_taking_effect_twice_is_caught() -> None:
+    w = World()
+    e1, env = _cmd(1, 5)
+    e2, _ = _cmd(2, 5, value="w")
+    with _fires("exactly once"):
+        _commit(w, (e1, env, Verdict.EXECUTED, 1), (e2, env, Verdict.EXECUTED, 2))
+
+
+def test_a_session_pair_running_twice_is_caught() -> None:
+    w = World()
+    e1, env1 = _cmd(1, 5, client=9, seq=1, value="a")
+    e2, env2 = _cmd(2, 6, client=9, seq=1, value="b")
+    with _fires("exactly once"):
+        _commit(w, (e1, env1, Verdict.EXECUTED, 1), (e2, env2, Verdict.EXECUTED, 2))
+
+
+def test_the_same_written_value_twice_is_caught() -> None:
+    w = World()
+    e1, env1 = _cmd(1, 5, value="x 1 1 y")
+    e2, env2 = _cmd(2, 6, value="x 1 1 y")
+    with _fires("exactly once"):
+        _commit(w, (e1, env1, Verdict.EXECUTED, 7), (e2, env2, Verdict.EXECUTED, 14))
+
+
+def test_a_duplicate_answered_from_its_session_is_fine() -> None:
+    w = World()
+    e1, env1 = _cmd(1, 5, client=9, seq=1)
+    e2, env2 = _cmd(2, 6, client=9, seq=1)
+    _commit(w, (e1, env1, Verdict.EXECUTED, 1), (e2, env2, Verdict.DUPLICATE, 1))
+
+
+def test_replicas_must_agree_on_what_an_entry_did() -> None:
+    w = World()
+    e1, env = _cmd(1, 5)
+    _commit(w, (e1, env, Verdict.EXECUTED, 1))
+    with _fires("replica determinism"):
+        w.oracle.on_applied(2, Applied(e1, env, Verdict.REJECTED, Admission.SEEN, None), 1,
+                            w.disks[2])  # fmt: skip
+
+
+def test_reply_routing() -> None:
+    w = World()
+    e1, env = _cmd(1, 5)
+    w.oracle.on_propose(env, 0)
+    _commit(w, (e1, env, Verdict.EXECUTED, 3))
+    w.oracle.on_reply(1, 7, Reply(5, 3, None, 1))  # right request, right result
+    with _fires("reply routing"):
+        w.oracle.on_reply(1, 7, Reply(5, 4, None, 1))  # a result the entry did not produce
+    with _fires("reply routing"):
+        w.oracle.on_reply(1, 7, Reply(6, 3, None, 1))  # another request's entry
+    with _fires("reply routing"):
+        w.oracle.on_reply(1, 8, Reply(5, 3, None, 1))  # another life's entry
+
+
+def test_refused_means_no_effect_before_or_after() -> None:
+    w = World()
+    e1, env = _cmd(1, 5)
+    _commit(w, (e1, env, Verdict.EXECUTED, 3))
+    with _fires("refused but applied"):
+        w.oracle.on_reply(1, 7, Reply(5, None, Refused("no"), 0))
+    w2 = World()
+    w2.oracle.on_reply(1, 7, Reply(5, None, Refused("no"), 0))
+    with _fires("refused but applied"):
+        _commit(w2, (e1, env, Verdict.EXECUTED, 3))
+
+
+def test_a_failed_write_must_never_take_effect() -> None:
+    w = World()
+    w.oracle.on_write_ended("x 1 1 y", "fail")
+    e1, env = _cmd(1, 5, value="x 1 1 y")
+    with _fires("refused but applied"):
+        _commit(w, (e1, env, Verdict.EXECUTED, 7))
+
+
+def test_log_clock_may_lead_true_time_only_by_the_lead() -> None:
+    w = World()
+    w.oracle.max_lead_ms = 100
+    e1, env1 = _cmd(1, 5, stamp=10_000)
+    e2, env2 = _cmd(2, 6, stamp=20_150, value="w")
+    w.oracle.on_propose(env1, 10_000)
+    w.oracle.on_propose(env2, 20_000)
+    with _fires("log clock"):
+        _commit(w, (e1, env1, Verdict.EXECUTED, 1), (e2, env2, Verdict.EXECUTED, 2))

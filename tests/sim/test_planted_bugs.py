@@ -1,4 +1,9 @@
-"""Proof that the oracle bites: plant known Raft bugs, the simulator must find each.
+"""Proof that the oracle bites: plant known bugs, the simulator must find each.
+
+Core bugs (a second vote, a forgotten vote, acknowledging before fsync,
+figure 8) and node-layer bugs (reusing request identities across restarts,
+running a retried session command again, answering Refused after applying,
+stamping log time with any node's own clock).
 
 Every bug lives in :mod:`tests.sim.planted` (a buggy Raft subclass swapped in
 through the simulator's ``node_factory`` hook, or a driver flag), so the real
@@ -34,6 +39,12 @@ SAFETY = {
     "vote monotonic",
     "promise durable",
     "acknowledged write lost",
+    "replica determinism",
+    "exactly once",
+    "reply routing",
+    "refused but applied",
+    "log clock",
+    "linearizability",
 }
 
 SETUP: dict[str, dict[str, object]] = {
@@ -48,13 +59,21 @@ SETUP: dict[str, dict[str, object]] = {
     "double-vote": {},
     "forget-vote": {},
     "ack-before-fsync": {},
+    "reuse-request-numbers": {},
+    "apply-duplicate": {},
+    "refuse-after-apply": {},
+    "local-session-clock": {},
 }
 
 FIRST_SEED = {
-    "commit-by-counting": 8,  # commit safety (figure 8 about to happen)
-    "double-vote": 1,  # vote monotonic (a second vote in the same term)
+    "commit-by-counting": 76,  # commit safety (figure 8 about to happen)
+    "double-vote": 3,  # vote monotonic (a second vote in the same term)
     "forget-vote": 1,  # vote monotonic (restarted without its vote)
-    "ack-before-fsync": 1,  # promise durable (acked entries lost in a crash)
+    "ack-before-fsync": 1,  # applied before durable (released before the fsync)
+    "reuse-request-numbers": 1,  # refused but applied (one identity across lives)
+    "apply-duplicate": 1,  # exactly once (a retried session pair ran twice)
+    "refuse-after-apply": 1,  # refused but applied
+    "local-session-clock": 5,  # log clock (a skewed follower's stamp moved log time)
 }
 
 

@@ -8,7 +8,6 @@ import json
 import random
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,8 @@ import drafty.sim
 from drafty.core import Config, HardState, RawNode, Role
 from drafty.core.messages import Heartbeat, HeartbeatResponse
 from drafty.core.raft import Raft
-from drafty.sim import Operation, SimConfig, parse_faults, run_seed
+from drafty.sim import SimConfig, parse_faults, run_seed
 from drafty.sim.cli import add_arguments, add_subcommand, main, parse_overrides, parse_range
-from drafty.sim.kv import JsonValue
 
 from .planted import BUGS, factory_for
 
@@ -81,7 +79,7 @@ def test_history_is_well_formed(tmp_path: Path) -> None:
             inv = outstanding.pop(r["process"])
             assert (inv["f"], inv["key"]) == (r["f"], r["key"])
             assert ("error" in r) == (r["type"] == "fail")
-    assert {r["type"] for r in rows} >= {"invoke", "ok", "fail"}
+    assert {r["type"] for r in rows} >= {"invoke", "ok"}
     processes_after_info = [r["process"] for r in rows if r["type"] == "info"]
     for p in processes_after_info:  # a process ends with its info
         assert [r["type"] for r in rows if r["process"] == p][-1] == "info"
@@ -112,7 +110,7 @@ def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(_args("--raft", "max_inflight")) == 2
     assert "drafty sim:" in capsys.readouterr().err
     assert parse_range("3..5") == range(3, 6)
-    assert parse_faults("all") == parse_faults("network,partition,crash,pause,disk")
+    assert parse_faults("all") == parse_faults("network,partition,crash,pause,disk,clock")
     assert parse_faults("none") == frozenset()
     assert parse_overrides(["prevote=off", "max_inflight=2"]) == {
         "prevote": False,
@@ -176,51 +174,30 @@ def test_message_storms_are_reported() -> None:
     assert res.invariant == "message storm"
 
 
-@dataclass
-class Counter:
-    """A user's own state machine: a counter incremented by b"+1" entries."""
-
-    value: int = 0
-
-    def apply(self, index: int, data: bytes) -> JsonValue:
-        if data.startswith(b"+"):
-            self.value += int(data.split(b"/")[0])
-        return self.value
-
-    def fingerprint(self) -> str:
-        return str(self.value)
-
-
-@dataclass
-class CounterModel:
-    name: str = "counter"
-    machines: list[Counter] = field(default_factory=list)
-
-    def new_state_machine(self) -> Counter:
-        self.machines.append(Counter())
-        return self.machines[-1]
-
-    def generate(self, rng: random.Random, client: int, req: int) -> Operation:
-        data = f"+1/{client}/{req}".encode()
-        return Operation(client, req, "add", "c", 1, data, True)
-
-    def identify(self, data: bytes) -> tuple[int, int] | None:
-        _, c, r = data.decode().split("/")
-        return int(c), int(r)
-
-    def check_final(self, sm: object, acked: list[tuple[int, Operation]]) -> str | None:
-        assert isinstance(sm, Counter)
-        return None if sm.value >= len(acked) else "lost increments"
-
-
-def test_a_custom_state_machine_plugs_in() -> None:
-    model = CounterModel()
-    crash = frozenset({"crash"})
-    res = run_seed(SimConfig(seed=9, nodes=3, steps=150, faults=crash, model_factory=lambda: model))
+def test_the_whole_node_runs_clients_sessions_and_the_store() -> None:
+    """Clients go through sessions and the service front into the real KV store."""
+    res = run_seed(SimConfig(seed=2, nodes=3, steps=150, faults=frozenset({"crash"})))
     assert res.ok, "\n".join(res.lines())
-    finals = {r.sm.fingerprint() for r in res.sim.replicas.values()}
-    assert len(finals) == 1 and int(finals.pop()) >= len(res.sim.workload.acked) > 10
-    assert len(model.machines) == 3 + res.sim.restarts
+    sim = res.sim
+    assert sim.oracle.pairs and sim.oracle.tokens and sim.replies > 20
+    stores = [r.kv.data for r in sim.replicas.values() if r.kv is not None]
+    assert len(stores) == 3 and stores[0] and all(d == stores[0] for d in stores)
+    assert sim.outcome.linearizable == "ok"
+    written = set(sim.oracle.tokens)
+    for value in stores[0].values():  # every stored token was written by a client, once
+        tokens = value.decode().replace(" yx ", " y\nx ").split("\n")
+        assert all(t in written for t in tokens)
+        assert len(tokens) == len(set(tokens))
+
+
+def test_skewed_clocks_and_short_sessions_are_exercised() -> None:
+    runs = [run_seed(SimConfig(seed=s, nodes=3, steps=200)) for s in range(1, 30)]
+    assert all(r.ok for r in runs), [r.sim.cfg.seed for r in runs if not r.ok]
+    assert any(r.sim.scenario.skewed for r in runs)
+    assert any(r.sim.nemesis.injected["clock"] for r in runs)
+    expired = sum(rep.node.sessions.expired for r in runs for rep in r.sim.replicas.values()
+                  if rep.running)  # fmt: skip
+    assert expired > 0
 
 
 def test_restart_builds_a_node_from_durable_state_only() -> None:

@@ -12,18 +12,26 @@ proposes a ``CLOCK`` entry when its last stamp is older than
 all traffic arrives through followers.
 
 One skewed clock must not drive log time. A leader therefore never stamps
-more than ``max_lead_ms`` beyond the *anchor*: the newest stamp it applied
-from another node, extrapolated by its own monotonic clock::
+beyond what the stamps it has applied allow, extrapolated by its own
+monotonic clock (which keeps its rate across wall-clock jumps)::
 
-    stamp = max(last stamp, min(wall clock, anchor + (mono now - mono at apply) + max_lead))
+    stamp = max(last stamp, min(wall clock, cap))
+    cap   = max(other + (mono now - mono when applied) + max_lead,
+                own   + (mono now - mono when applied))
 
-A node whose wall clock runs ten minutes fast thus moves log time at most
-``max_lead_ms`` past the honest clocks that stamped before it, and one that
-runs slow only holds log time back (sessions then live longer: the safe
-direction). Monotonic clocks keep their rate across wall-clock jumps, which
-is all the extrapolation needs. Before any other node's stamp is known (a
-new cluster, a single node) the leader's wall clock is taken as it is: it
-sets the epoch, which harms nothing, since expiry counts idle time.
+where ``other`` is the best stamp applied from another node and ``own`` the
+best of its own (this life's or an earlier one's, replayed from the log).
+Another node's stamp lets it lead by ``max_lead_ms``, to absorb honest clock
+differences; its own stamps lend no lead, so it cannot ratchet log time up
+stamp by stamp. A node whose wall clock runs ten minutes fast thus moves
+log time at most ``max_lead_ms`` past the honest clocks that stamped before
+it, and one that runs slow only holds log time back (sessions then live
+longer: the safe direction). With no stamp applied at all (a new cluster)
+(a leader stamps only once it applied an entry of its own term, so it
+has seen every earlier stamp) the leader's wall clock is taken as it is: it
+sets the epoch, which harms
+nothing, since expiry counts idle time; from then on its own first stamp
+bounds it.
 
 Invariants: stamps of one node never decrease and are never 0; with one
 skewed clock in the cluster, log time stays within ``max_lead_ms`` of the
@@ -58,22 +66,30 @@ class LeaderClock:
         self.node_id = node_id
         self.max_lead_ms = max_lead_ms
         self.last_stamp = 0
-        self._anchor: int | None = None
+        self._other: int | None = None
         """Best ``stamp - mono at apply`` of another node's stamps (extrapolation base)."""
+        self._own: int | None = None
+        """The same for this node's own stamps (any life)."""
 
     def observe(self, origin: int, time_ms: int, mono_ms: int) -> None:
         """A stamped entry from ``origin`` was applied at ``mono_ms``."""
-        if origin == self.node_id or time_ms == 0:
+        if time_ms == 0:
             return
         base = time_ms - mono_ms
-        if self._anchor is None or base > self._anchor:
-            self._anchor = base
+        if origin == self.node_id:
+            if self._own is None or base > self._own:
+                self._own = base
+        elif self._other is None or base > self._other:
+            self._other = base
 
     def cap(self, now: Instant) -> int | None:
-        """The highest stamp allowed at ``now`` (None: no anchor yet)."""
-        if self._anchor is None:
-            return None
-        return self._anchor + now.mono_ms + self.max_lead_ms
+        """The highest stamp allowed at ``now`` (None: no stamp known yet)."""
+        caps = []
+        if self._other is not None:
+            caps.append(self._other + now.mono_ms + self.max_lead_ms)
+        if self._own is not None:
+            caps.append(self._own + now.mono_ms)
+        return max(caps) if caps else None
 
     def stamp(self, now: Instant) -> int:
         """The time to stamp a proposal made at ``now``."""
@@ -81,4 +97,5 @@ class LeaderClock:
         t = now.wall_ms if cap is None else min(now.wall_ms, cap)
         t = max(t, self.last_stamp, 1)
         self.last_stamp = t
+        self.observe(self.node_id, t, now.mono_ms)
         return t

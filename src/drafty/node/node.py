@@ -401,10 +401,13 @@ class Node:
         """Propose one envelope (stamped if we lead); its index, None if forwarded."""
         r = self.raw.raft
         leading = r.role is Role.LEADER
-        stamp = self.clock.stamp(now) if leading else 0
+        # A leader stamps only once it applied an entry of its own term (its
+        # no-op): then it has seen every stamp before its term, which bound it.
+        stamping = leading and self.applied_term == r.term
+        stamp = self.clock.stamp(now) if stamping else 0
         env = Envelope(kind, self.id, self.incarnation, rid, r.term, stamp, client, seq, command)
         index = self.raw.propose(pack(env))
-        if leading and index is not None:
+        if stamping and index is not None:
             self._stamp_mono = now.mono_ms
             self._stamped_index = index
         self.observer.on_propose(self, env, index)
@@ -415,6 +418,7 @@ class Node:
         r = self.raw.raft
         if (
             r.role is Role.LEADER
+            and self.applied_term == r.term
             and now.mono_ms - self._stamp_mono >= self.options.clock_interval_ms
             and r.log.last_index() > self._stamped_index
         ):

@@ -224,11 +224,8 @@ class KVStore:
 
     def apply(self, command: bytes) -> Reply:
         """Run one logged command (msgpack array of byte strings)."""
-        try:
-            argv = msgpack.unpackb(command, raw=True)
-        except Exception:
-            return Error("ERR malformed command in log")
-        if type(argv) is not list or not argv or not all(type(a) is bytes for a in argv):
+        argv = decode_command(command)
+        if argv is None:
             return Error("ERR malformed command in log")
         return self.execute(argv)
 
@@ -357,3 +354,14 @@ def encode_command(argv: list[bytes]) -> bytes:
     """The log form of a command: what :meth:`KVStore.apply` takes."""
     packed: bytes = msgpack.packb(argv, use_bin_type=True)
     return packed
+
+
+def decode_command(command: bytes) -> list[bytes] | None:
+    """The argv of a logged command, or None if it is not one."""
+    try:
+        argv = msgpack.unpackb(command, raw=True)
+    except Exception:
+        return None
+    if type(argv) is not list or not argv or not all(type(a) is bytes for a in argv):
+        return None
+    return argv

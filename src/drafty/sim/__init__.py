@@ -2,35 +2,34 @@
 
 - :class:`MemoryCluster`: nodes, disks and a hand-driven network, used by the
   scripted protocol tests and the demo.
-- :func:`run_seed` / :class:`Simulation`: the fault simulator. N nodes on
-  virtual time with a lossy, partitionable network, disks that lose unsynced
-  writes, crashes, pauses, clients recording a history, and an
-  :class:`Oracle` checking Raft's safety invariants after every event.
-  Plug in your own state machine with a :class:`Model` (see
-  :mod:`drafty.sim.kv`); run it from the command line with ``drafty sim`` or
-  ``python -m drafty.sim``.
+- :func:`run_seed` / :class:`Simulation`: the fault simulator. N whole nodes
+  (core, node layer, key-value store and service front) on virtual time with
+  a lossy, partitionable network, disks that lose unsynced writes, skewed and
+  jumping clocks, crashes, pauses, clients running the native client's retry
+  rules and recording a history, and an :class:`Oracle` checking Raft's
+  safety invariants and every client outcome after every event; the history
+  is then judged by the linearizability checker. Run it from the command
+  line with ``drafty sim`` or ``python -m drafty.sim``.
 """
 
 from .cluster import MemoryCluster, MemoryDisk, SimNode
 from .disk import SimDisk
 from .history import History, HistoryEvent
-from .kv import KvModel, KvStateMachine, Model, Operation, StateMachine
 from .network import Network, NetworkParams
 from .oracle import Oracle, Violation
-from .replica import NodeFactory, Replica, default_node_factory
+from .replica import LayerFactory, NodeFactory, Replica, default_node_factory
 from .report import SimResult, run_seed
 from .runner import Simulation
 from .scenario import ALL_FAULTS, Scenario, SimConfig, parse_faults
+from .workload import Operation
 
 __all__ = [
     "ALL_FAULTS",
     "History",
     "HistoryEvent",
-    "KvModel",
-    "KvStateMachine",
+    "LayerFactory",
     "MemoryCluster",
     "MemoryDisk",
-    "Model",
     "Network",
     "NetworkParams",
     "NodeFactory",
@@ -43,7 +42,6 @@ __all__ = [
     "SimNode",
     "SimResult",
     "Simulation",
-    "StateMachine",
     "Violation",
     "default_node_factory",
     "parse_faults",

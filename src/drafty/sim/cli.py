@@ -33,7 +33,7 @@ from typing import Any
 from .report import SimResult, run_seed
 from .runner import SimConfig, parse_faults
 
-_FAULTS_HELP = "comma list of network,partition,crash,pause,disk, or all / none (default all)"
+_FAULTS_HELP = "comma list of network,partition,crash,pause,disk,clock, or all / none (default all)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

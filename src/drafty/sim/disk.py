@@ -2,13 +2,14 @@
 
 Theory of operation
 -------------------
-A node's disk holds two things, as drafty's storage does: the log entries
-and the hard state. Writes do not become durable when they are made: they
-join an ordered buffer of unsynced :data:`Write` records (entries first, then
-hard state, as the Ready contract orders them). A sync covers every write
-made before it started, takes virtual time (the driver schedules its
-completion), and syncs complete in the order they were started, so several
-may be in flight at once (pipelining). :meth:`SimDisk.complete_sync` then
+A node's disk holds what drafty's storage does: the log entries, the hard
+state, and the incarnation number of the node's latest life (written
+durably before a life begins, as :mod:`drafty.storage.incarnation` does).
+Writes do not become durable when they are made: they join an ordered
+buffer of unsynced :data:`Write` records (entries first, then hard state, as
+the Ready contract orders them). A sync covers every write made before it
+started and takes virtual time (the simulation schedules its completion);
+:meth:`SimDisk.sync_seq` names it by the node's write number. :meth:`SimDisk.complete_sync` then
 folds the covered writes into the durable state.
 
 A crash (:meth:`SimDisk.crash`) throws the unsynced buffer away. A real disk
@@ -31,8 +32,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core import Entry, HardState, Ready
+from ..core import Entry, HardState
 from ..core.types import EMPTY_HARD_STATE
+from ..node import DiskWrite
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,22 +70,36 @@ class SimDisk:
     """Unsynced writes thrown away by crashes."""
     ready_ends: list[int] = field(default_factory=list)
     """Write numbers at which an unsynced Ready's writes end (torn-crash cut points)."""
+    seq_ends: dict[int, int] = field(default_factory=dict)
+    """For each unsynced node write (``DiskWrite.seq``), the record count at its end."""
+    incarnation: int = 0
+    """The latest life's incarnation (durable at once, like the storage file)."""
+
+    def next_incarnation(self, wall_ms: int) -> int:
+        """The incarnation of a new life (see :mod:`drafty.storage.incarnation`)."""
+        self.incarnation = max(self.incarnation + 1, wall_ms, 1)
+        return self.incarnation
 
     @property
     def written(self) -> int:
         """Number of writes made so far (durable or not); a sync covers up to here."""
         return self.synced + len(self.pending)
 
-    def write_ready(self, rd: Ready) -> bool:
-        """Buffer a Ready's persist step (entries, then hard state); True if any."""
-        if rd.entries:
-            self.pending.append(EntriesWrite(rd.entries))
-        if rd.hard_state is not None:
-            self.pending.append(HardStateWrite(rd.hard_state))
-        if rd.must_persist():
-            self.ready_ends.append(self.written)
-            return True
-        return False
+    def write(self, w: DiskWrite) -> None:
+        """Buffer one node write (entries, then hard state)."""
+        if w.entries:
+            self.pending.append(EntriesWrite(w.entries))
+        if w.hard_state is not None:
+            self.pending.append(HardStateWrite(w.hard_state))
+        self.ready_ends.append(self.written)
+        self.seq_ends[w.seq] = self.written
+
+    def sync_seq(self, seq: int) -> None:
+        """The sync covering node writes ``<= seq`` finished: make them durable."""
+        end = self.seq_ends.get(seq)
+        if end is not None:
+            self.complete_sync(end)
+        self.seq_ends = {k: v for k, v in self.seq_ends.items() if k > seq}
 
     def complete_sync(self, upto: int) -> None:
         """A sync that covered writes ``< upto`` finished: make them durable."""
@@ -113,6 +129,7 @@ class SimDisk:
         self.synced += keep
         self.pending.clear()
         self.ready_ends.clear()
+        self.seq_ends.clear()
 
     def _apply(self, w: Write) -> None:
         if isinstance(w, EntriesWrite):

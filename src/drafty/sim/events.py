@@ -3,8 +3,8 @@
 Theory of operation
 -------------------
 The queue orders events by (virtual ms, insertion number). Node events
-(:class:`Tick`, :class:`Deliver`, :class:`SyncDone`) name the node they
-touch; client and nemesis events carry only ids, and the simulation looks up
+(:class:`Tick`, :class:`Deliver`, :class:`SyncDone`, :class:`ClientArrive`)
+name the node they touch; client and nemesis events carry only ids, and the simulation looks up
 the current state when they fall due, so a stale event (a sync of a crashed
 lifetime, the timeout of an answered request) is recognised and ignored.
 
@@ -34,7 +34,8 @@ class Deliver:
 class SyncDone:
     node: NodeId
     epoch: int
-    sync: int
+    upto: int
+    """The node's write sequence number the sync covers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +44,32 @@ class ClientWake:
 
 
 @dataclass(frozen=True, slots=True)
-class ClientTimeout:
+class ClientArrive:
+    """A client's request reaches a node's service front."""
+
     client: int
-    req: int
+    attempt: int
+    node: NodeId
+    argv: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAnswer:
+    """A node's reply reaches the client (``error``: an error reply's text)."""
+
+    client: int
+    attempt: int
+    value: object
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLost:
+    """The client's connection broke (the node crashed) or its attempt timed out."""
+
+    client: int
+    attempt: int
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +93,9 @@ class Deadline:
 
 
 Event = (
-    Tick | Deliver | SyncDone | ClientWake | ClientTimeout | NemesisAct | Fault | Heal | Deadline
-)
+    Tick | Deliver | SyncDone | ClientWake | ClientArrive | ClientAnswer | ClientLost
+    | NemesisAct | Fault | Heal | Deadline
+)  # fmt: skip
 
 Note = tuple[NodeId, Ready] | str
 """What an event led to, kept for the trace: a node's Ready, or a text note."""

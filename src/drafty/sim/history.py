@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .kv import JsonValue, Operation
+JsonValue = str | int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,9 @@ class HistoryEvent:
     error: str | None = None
 
     def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def to_dict(self) -> dict[str, object]:
         d: dict[str, object] = {
             "process": self.process,
             "type": self.type,
@@ -57,7 +60,7 @@ class HistoryEvent:
             d["error"] = self.error
         d["index"] = self.index
         d["time"] = self.time_ns
-        return json.dumps(d)
+        return d
 
 
 @dataclass(slots=True)
@@ -71,28 +74,38 @@ class History:
         self,
         process: int,
         kind: str,
-        op: Operation,
+        f: str,
+        key: str,
         value: JsonValue,
         time_ms: int,
         error: str | None = None,
     ) -> None:
         self.counts[kind] += 1
         ev = HistoryEvent(
-            process, kind, op.f, op.key, value, len(self.events), time_ms * 1_000_000, error
+            process, kind, f, key, value, len(self.events), time_ms * 1_000_000, error
         )
         self.events.append(ev)
 
-    def invoke(self, process: int, op: Operation, time_ms: int) -> None:
-        self._add(process, "invoke", op, op.value, time_ms)
+    def invoke(self, process: int, f: str, key: str, value: JsonValue, time_ms: int) -> None:
+        self._add(process, "invoke", f, key, value, time_ms)
 
-    def ok(self, process: int, op: Operation, result: JsonValue, time_ms: int) -> None:
-        self._add(process, "ok", op, result if op.f == "get" else op.value, time_ms)
+    def complete(
+        self,
+        process: int,
+        kind: str,
+        f: str,
+        key: str,
+        value: JsonValue,
+        time_ms: int,
+        error: str | None = None,
+    ) -> None:
+        """An ``ok`` (``value`` is what a ``get`` read), ``fail`` (with ``error``) or ``info``."""
+        assert kind in ("ok", "fail", "info")
+        self._add(process, kind, f, key, value, time_ms, error)
 
-    def fail(self, process: int, op: Operation, error: str, time_ms: int) -> None:
-        self._add(process, "fail", op, op.value, time_ms, error)
-
-    def info(self, process: int, op: Operation, time_ms: int) -> None:
-        self._add(process, "info", op, op.value, time_ms)
+    def dicts(self) -> list[dict[str, object]]:
+        """The events as the checker reads them (the JSON objects of the file)."""
+        return [e.to_dict() for e in self.events]
 
     def to_jsonl(self) -> str:
         return "".join(e.to_json() + "\n" for e in self.events)

@@ -19,6 +19,10 @@ fault of that kind:
 - ``pause``: stop a node (no ticks, no delivery, like SIGSTOP); messages and
   sync completions for it wait until :class:`Resume`.
 - ``disk``: make a node's fsyncs slow for a while.
+- ``clock``: jump the wall clock of the run's one skewed node (if the seed
+  chose one) forward or back, by half a second up to ten minutes. Only that
+  node's clock ever jumps: log time must stay within the configured lead of
+  the honest clocks (the oracle checks it).
 
 Besides, a per-seed share of new leaders is *hunted* (:meth:`Nemesis.elected`):
 crashed or isolated a few ms after winning, before their entries spread. A
@@ -76,7 +80,9 @@ class Hunt:
 
 FaultAction = Restart | Resume | ClogStep | Hunt
 
-FAULT_KINDS = ("network", "partition", "crash", "pause", "disk")
+FAULT_KINDS = ("network", "partition", "crash", "pause", "disk", "clock")
+
+CLOCK_JUMPS_MS = (500, 5_000, 60_000, 600_000)
 
 
 class FaultHost(Protocol):
@@ -104,6 +110,10 @@ class FaultHost(Protocol):
     def resume(self, node: NodeId) -> None: ...
 
     def slow_disk(self, node: NodeId, until: int) -> None: ...
+
+    def jump_clock(self, by_ms: int) -> bool:
+        """Jump the skewed node's wall clock; False if the run has none."""
+        ...
 
     def schedule_fault(self, at: int, action: FaultAction) -> None: ...
 
@@ -163,6 +173,10 @@ class Nemesis:
             self._pause()
         elif kind == "disk":
             self._disk()
+        elif kind == "clock":
+            by = self.rng.choice(CLOCK_JUMPS_MS) * self.rng.choice((1, -1))
+            if self.host.jump_clock(by):
+                self.injected["clock"] += 1
 
     def _victim(self, candidates: list[NodeId]) -> NodeId | None:
         if not candidates:

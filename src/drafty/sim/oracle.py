@@ -36,8 +36,27 @@ the moment one of these stops holding:
   append (as sent on the wire, ``messages_after_persist``) still holds that
   vote and those entries when it restarts, unless its durable term moved on;
 - **acknowledged writes**: a write a client saw ``ok`` at index i is the entry
-  every node applies at i (checked again at the end against the final state
-  by the model).
+  every node applies at i;
+
+and, for the node layer and its clients (:mod:`drafty.node`), judging
+outcomes rather than logs:
+
+- **replica determinism**: every node applying index i reaches the same
+  verdict (executed, rejected, answered from a session...) and result;
+- **exactly once**: a request identity ``(origin, incarnation, request)``,
+  a session pair ``(session, seq)`` and a written value (every client write
+  carries a unique token) each take effect at most once in the committed log;
+- **reply routing**: a node answers request r with a value only from an
+  entry that carries r's identity and r's command, and only with the result
+  that entry's application produced;
+- **refused means no effect**: a request answered ``Refused`` by a node, and a
+  write a client saw ``fail``, never take effect, before or after;
+- **acknowledged writes present**: a write a client saw ``ok`` took effect
+  exactly once (checked when the run ends);
+- **log clock**: log time never runs more than ``max_lead_ms`` ahead of the
+  true time at which its stamps were taken (beyond the offset of the very
+  first stamp, which sets the epoch): the one skewed clock a run may have
+  cannot drive it.
 
 Every check costs O(entries touched) so it can run after every event.
 
@@ -68,7 +87,16 @@ from ..core import (
     VoteResponse,
     describe,
 )
+from ..node import Applied, Reply, Verdict
+from ..node.envelope import Envelope
+from ..service.kv import decode_command
 from .disk import SimDisk
+
+Identity = tuple[int, int, int]
+"""A request's identity: (origin, incarnation, request)."""
+
+_TAKES_EFFECT = (Verdict.EXECUTED, Verdict.OPENED, Verdict.CLOCK)
+_ANSWERS = (Verdict.EXECUTED, Verdict.DUPLICATE, Verdict.OPENED)
 
 
 class Violation(Exception):
@@ -127,7 +155,24 @@ class OracleStats:
 class Oracle:
     """Checks the invariants in the module docstring; raises :class:`Violation`."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_lead_ms: int = 0) -> None:
+        self.max_lead_ms = max_lead_ms
+        self.outcomes: list[tuple[Verdict, object, object]] = []
+        """Per committed index: (verdict, admission, result) of its first application."""
+        self.identity_at: list[Identity | None] = []
+        self.command_at: list[bytes] = []
+        self.executed: dict[Identity, int] = {}
+        self.pairs: dict[tuple[int, int], int] = {}
+        self.tokens: dict[str, int] = {}
+        """Written value -> the index where the write carrying it took effect."""
+        self.refused: set[Identity] = set()
+        self.failed_tokens: set[str] = set()
+        self.acked_tokens: set[str] = set()
+        self.submitted: dict[Identity, bytes] = {}
+        self.stamped_at: dict[Identity, int] = {}
+        """True wall time (ms) at which each stamped proposal was stamped."""
+        self.epoch_offset: int | None = None
+        self.log_time = 0
         self.leaders: dict[int, NodeId] = {}
         self.by_index_term: dict[tuple[int, int], bytes] = {}
         self.committed: list[bytes] = []
@@ -302,7 +347,8 @@ class Oracle:
         if rd.soft_state is not None:
             view.role = rd.soft_state.role
 
-    def on_applied(self, node: NodeId, e: Entry, term: int, disk: SimDisk) -> None:
+    def on_applied(self, node: NodeId, applied: Applied, term: int, disk: SimDisk) -> None:
+        e = applied.entry
         view = self.views[node]
         i = e.index
         if i != view.next_apply:
@@ -333,11 +379,20 @@ class Oracle:
                 )
             if term < self.commit_term[i - 1]:
                 self.commit_term[i - 1] = term
+            first = self.outcomes[i - 1]
+            if first != (applied.verdict, applied.admission, applied.result):
+                raise Violation(
+                    "replica determinism",
+                    f"node {node} applied index {i} with outcome {_outcome(applied)}, node "
+                    f"{self.first_applier[i - 1]} with {first[0].value}/{first[1]}/{first[2]!r}",
+                    node,
+                )
         elif i == k + 1:
             self.committed.append(d)
             self.commit_term.append(term)
             self.first_applier.append(node)
             self._check_protected()
+            self._first_application(node, applied)
         else:
             raise Violation("apply order", f"node {node} applied {i} before anyone applied {k + 1}")
         ack = self.acked.get(i)
@@ -380,12 +435,146 @@ class Oracle:
                 node,
             )
 
-    def on_ack(self, index: int) -> None:
-        """A client saw ``ok`` for the write applied at ``index``."""
-        self.acked[index] = self.committed[index - 1]
+    # -- the node layer and its clients -----------------------------------------
+
+    def on_propose(self, env: Envelope, true_wall_ms: int) -> None:
+        """A node proposed ``env`` (its true wall time is the simulation's clock)."""
+        ident = (env.origin, env.incarnation, env.request)
+        self.submitted[ident] = env.command
+        if env.time_ms:
+            self.stamped_at[ident] = true_wall_ms
+
+    def _first_application(self, node: NodeId, applied: Applied) -> None:
+        """Index ``i`` is committed: judge what taking effect it did."""
+        i = applied.entry.index
+        env = applied.envelope
+        self.outcomes.append((applied.verdict, applied.admission, applied.result))
+        ident = None if env is None else (env.origin, env.incarnation, env.request)
+        self.identity_at.append(ident)
+        self.command_at.append(b"" if env is None else env.command)
+        if env is None or ident is None or applied.verdict not in _TAKES_EFFECT:
+            return
+        was = self.executed.setdefault(ident, i)
+        if was != i:
+            raise Violation(
+                "exactly once", f"request {ident} took effect at {was} and again at {i}", node
+            )
+        if ident in self.refused:
+            raise Violation(
+                "refused but applied", f"request {ident} was answered Refused, took effect at {i}"
+            )
+        if env.client:
+            pair = (env.client, env.seq)
+            was = self.pairs.setdefault(pair, i)
+            if was != i:
+                raise Violation(
+                    "exactly once", f"session pair {pair} ran at {was} and again at {i}", node
+                )
+        if applied.verdict is Verdict.EXECUTED:
+            self._check_token(i, env.command, node)
+        if env.time_ms:
+            self._check_clock(ident, env.time_ms, i)
+
+    def _check_token(self, i: int, command: bytes, node: NodeId) -> None:
+        argv = decode_command(command)
+        if argv is None or len(argv) != 3 or argv[0] not in (b"SET", b"APPEND"):
+            return
+        token = argv[2].decode(errors="replace")
+        was = self.tokens.setdefault(token, i)
+        if was != i:
+            raise Violation(
+                "exactly once",
+                f"the write of {token!r} took effect at {was} and again at {i}",
+                node,
+            )
+        if token in self.failed_tokens:
+            raise Violation(
+                "refused but applied", f"the write of {token!r} failed for its client but "
+                f"took effect at {i}"
+            )  # fmt: skip
+
+    def _check_clock(self, ident: Identity, stamp: int, i: int) -> None:
+        true = self.stamped_at.get(ident)
+        if true is None:
+            return
+        offset = stamp - true
+        if self.epoch_offset is None:
+            self.epoch_offset = max(0, offset)
+        self.log_time = max(self.log_time, stamp)
+        allowed = self.epoch_offset + self.max_lead_ms
+        if offset > allowed:
+            raise Violation(
+                "log clock",
+                f"entry {i} moved log time {offset} ms past the true time of its stamp "
+                f"(allowed {allowed} ms: the first stamp's offset plus the lead)",
+            )
+
+    def on_reply(self, node: NodeId, incarnation: int, reply: Reply) -> None:
+        """Node ``node`` (life ``incarnation``) answered a request."""
+        ident = (node, incarnation, reply.request)
+        if reply.error is None:
+            i = reply.index
+            if not 1 <= i <= len(self.outcomes):
+                raise Violation(
+                    "reply routing", f"node {node} answered request {ident} from index {i}, "
+                    "which is not committed", node,
+                )  # fmt: skip
+            verdict, _, result = self.outcomes[i - 1]
+            if self.identity_at[i - 1] != ident or verdict not in _ANSWERS:
+                raise Violation(
+                    "reply routing",
+                    f"node {node} answered request {ident} from entry {i}, which carries "
+                    f"request {self.identity_at[i - 1]} ({verdict.value})",
+                    node,
+                )
+            if self.submitted.get(ident) != self.command_at[i - 1]:
+                raise Violation(
+                    "reply routing",
+                    f"node {node} answered request {ident} from entry {i}, whose command is "
+                    "another request's",
+                    node,
+                )
+            if reply.value != result:
+                raise Violation(
+                    "reply routing",
+                    f"node {node} answered request {ident} with {reply.value!r}; entry {i} "
+                    f"produced {result!r}",
+                    node,
+                )
+        elif type(reply.error).__name__ == "Refused":
+            if ident in self.executed:
+                raise Violation(
+                    "refused but applied",
+                    f"node {node} answered Refused to request {ident}, which took effect at "
+                    f"{self.executed[ident]}",
+                    node,
+                )
+            self.refused.add(ident)
+
+    def on_write_ended(self, token: str, outcome: str) -> None:
+        """A client's write of ``token`` ended ``ok``, ``fail`` or ``info``."""
+        if outcome == "ok":
+            self.acked_tokens.add(token)
+            i = self.tokens.get(token)
+            if i is None:
+                raise Violation("acknowledged write lost", f"write of {token!r} acknowledged "
+                                "but no committed entry carries it")  # fmt: skip
+            self.acked[i] = self.committed[i - 1]
+        elif outcome == "fail":
+            if token in self.tokens:
+                raise Violation(
+                    "refused but applied",
+                    f"the write of {token!r} failed for its client but took effect at "
+                    f"{self.tokens[token]}",
+                )
+            self.failed_tokens.add(token)
 
     def commit_index(self) -> int:
         return len(self.committed)
+
+
+def _outcome(a: Applied) -> str:
+    return f"{a.verdict.value}/{a.admission}/{a.result!r}"
 
 
 def _maybe(e: Entry | None) -> str:

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from ..core import describe
 from ..core.ready import Ready
 from .events import (
-    ClientTimeout,
+    ClientAnswer,
+    ClientArrive,
+    ClientLost,
     ClientWake,
     Deadline,
     Deliver,
@@ -108,6 +110,15 @@ def summary_lines(sim: Simulation) -> list[str]:
     onoff = {True: "on", False: "off"}
     faults = sorted(sim.nemesis.injected.items())
     finals = [r.raw.raft.log.committed for r in sim.replicas.values() if r.running]
+    opts = sc.options
+    skew = (
+        f"node {sc.skewed} clock {sc.skew_ms:+d}ms (now {sim.replicas[sc.skewed].skew_ms:+d}ms)"
+        if sc.skewed
+        else "clocks true"
+    )
+    live = [r.node.sessions for r in sim.replicas.values() if r.running]
+    sessions = max((len(t) for t in live), default=0)
+    expired = max((t.expired for t in live), default=0)
     rc = sim.replicas[sim.ids[0]].config
     lines = [
         f"seed {cfg.seed}: nodes={cfg.nodes} steps={cfg.steps} faults={faults_text(cfg.faults)}",
@@ -128,11 +139,16 @@ def summary_lines(sim: Simulation) -> list[str]:
         f"  disk: syncs {sum(r.disk.syncs for r in sim.replicas.values())}, unsynced writes "
         f"lost {sum(r.disk.lost_writes for r in sim.replicas.values())}",
         f"  clients: {hist['invoke']} ops: ok {hist['ok']}, fail {hist['fail']}, "
-        f"info {hist['info']}",
+        f"info {hist['info']}; node replies {sim.replies}; client loss {sc.client_drop:.0%}",
+        f"  node layer: session ttl {opts.session_ttl_ms}ms, clock every "
+        f"{opts.clock_interval_ms}ms lead {opts.max_clock_lead_ms}ms; {skew}; "
+        f"sessions open {sessions}, expired {expired}",
     ]
     if out.liveness_ms is not None:
         conv = "" if out.converge_ms is None else f"; all nodes caught up at {out.converge_ms}ms"
         lines.append(f"  liveness: write committed {out.liveness_ms}ms after heal{conv}")
+    if out.linearizable is not None:
+        lines.append(f"  history: linearizability {out.linearizable}")
     lines.extend(sim.log)
     return lines
 
@@ -174,11 +190,17 @@ def event_text(ev: Event) -> str:
     if isinstance(ev, Deliver):
         return "deliver " + describe.message(ev.msg)
     if isinstance(ev, SyncDone):
-        return f"sync {ev.sync} done on node {ev.node}"
+        return f"sync of writes <= {ev.upto} done on node {ev.node}"
     if isinstance(ev, ClientWake):
         return f"client {ev.client} wakes"
-    if isinstance(ev, ClientTimeout):
-        return f"client {ev.client} request {ev.req} times out"
+    if isinstance(ev, ClientArrive):
+        argv = " ".join(a.decode(errors="replace") for a in ev.argv)
+        return f"client {ev.client} attempt {ev.attempt} reaches node {ev.node}: {argv}"
+    if isinstance(ev, ClientAnswer):
+        what = f"-{ev.error}" if ev.error is not None else repr(ev.value)
+        return f"client {ev.client} attempt {ev.attempt} answered {what}"
+    if isinstance(ev, ClientLost):
+        return f"client {ev.client} attempt {ev.attempt} lost: {ev.why}"
     if isinstance(ev, NemesisAct):
         return "nemesis acts"
     if isinstance(ev, Fault):

@@ -8,8 +8,11 @@ fault kinds, hooks for buggy cores and a custom state machine model).
 ``random.Random`` before anything happens, in a fixed order: PreVote,
 CheckQuorum and proposal forwarding on or off, heartbeat period, inflight
 window, message byte budget, network rates, disk latency, client count,
-nemesis tempo, how often new leaders are hunted. A forced value (``config_overrides``, ``clients``,
-``hunt``) still consumes its draw, so forcing one choice leaves the others
+nemesis tempo, how often new leaders are hunted; then the node layer's
+settings (session ttl, clock interval and lead), whether one node's wall
+clock is skewed (and by how much), and how lossy the clients' links are.
+A forced value (``config_overrides``, ``clients``, ``hunt``) still consumes
+its draw, so forcing one choice leaves the others
 of a seed unchanged.
 
 Invariants: :class:`Scenario.choose` draws the same number of values for
@@ -19,15 +22,15 @@ every configuration; :meth:`Scenario.config` always yields a valid Config.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..core import Config, NodeId
-from .kv import KvModel, Model
+from ..node import Node, NodeOptions
 from .nemesis import FAULT_KINDS
 from .network import NetworkParams
-from .replica import NodeFactory, default_node_factory
+from .replica import LayerFactory, NodeFactory, default_node_factory
 
 ALL_FAULTS: frozenset[str] = frozenset(FAULT_KINDS)
 _T = TypeVar("_T")
@@ -62,8 +65,11 @@ class SimConfig:
     """Probability that a new leader is hunted (crashed or isolated at once); None: per seed."""
     config_overrides: Mapping[str, object] = field(default_factory=dict)
     """Config fields forced for every node (else drawn per seed)."""
-    model_factory: Callable[[], Model] = KvModel
     node_factory: NodeFactory = default_node_factory
+    layer_factory: LayerFactory = Node
+    """Builds each node layer (tests plant node-layer bugs here)."""
+    check_linearizable: bool = True
+    """Run the linearizability checker over the history at the end."""
     torn_records: bool = False
     """Torn crashes may split a Ready's writes (entries kept, hard state lost)."""
     liveness_timeouts: int = 10
@@ -94,6 +100,12 @@ class Scenario:
     hunt: float
     max_faulty: int
     """Most nodes down or paused at once (a minority in most seeds)."""
+    options: NodeOptions
+    skewed: NodeId
+    """The one node whose wall clock is off (0: none); only its clock jumps."""
+    skew_ms: int
+    client_drop: float
+    """Probability that a client's request or a reply to it is lost."""
 
     @classmethod
     def choose(cls, rng: random.Random, cfg: SimConfig) -> Scenario:
@@ -108,10 +120,19 @@ class Scenario:
             max_msg_bytes=rng.choice((150, 1024, 1 << 20)),
             network=net,
             sync_ms=rng.choice((1, 3, 10)),
-            clients=_pick(rng.randint(1, 6), cfg.clients),
+            clients=_pick(rng.randint(2, 8), cfg.clients),
             nemesis_gap=(gap_lo, gap_lo * rng.choice((2, 5))),
             hunt=_pick(rng.choice((0.0, 0.3, 0.8)), cfg.hunt),
             max_faulty=cfg.nodes if rng.random() < 0.25 else (cfg.nodes - 1) // 2,
+            options=NodeOptions(
+                request_timeout_ms=5 * cfg.election_ticks * cfg.tick_ms,
+                session_ttl_ms=rng.choice((150, 400, 2000, 600_000)),
+                clock_interval_ms=rng.choice((20, 50, 200)),
+                max_clock_lead_ms=rng.choice((0, 50, 300)),
+            ),
+            skewed=rng.choice((0, rng.randint(1, cfg.nodes))),
+            skew_ms=rng.choice((-600_000, -5_000, 200, 5_000, 600_000)),
+            client_drop=rng.choice((0.0, 0.0, 0.02, 0.1)) if "network" in cfg.faults else 0.0,
         )
 
     def config(self, node: NodeId, cfg: SimConfig) -> Config:

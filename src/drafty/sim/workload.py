@@ -1,43 +1,72 @@
-"""Simulated clients: propose operations, wait for them, record a history.
+"""Simulated clients: the native client's retry rules over lossy links, recording a history.
 
 Theory of operation
 -------------------
-Each :class:`Client` has at most one operation outstanding. It proposes the
-operation's bytes straight into the RawNode of the node it believes leads
-(``target``), and the outcome is decided by what that node later does:
+Each :class:`SimClient` runs one operation at a time, chosen from the ``kv``
+vocabulary of the histories format: ``get`` (``GET key``), ``put``
+(``SET key value``) and ``append`` (``APPEND key value``) on a few keys,
+every written value a unique token ``"x <client> <n> y"``. An operation is a
+:class:`drafty.service.calls.Call`, the very object the native client runs:
+writes open a session and go out as ``SEQ session seq ...``, lost or
+uncertain answers are retried with the same pair, leader hints are followed,
+and the call ends in a result, ``Refused`` or ``OutcomeUnknown``.
 
-- the node is down or paused: ``fail`` ("unavailable"), certainly no effect;
-- ``propose`` raises NotLeader: ``fail`` ("not leader"), certainly no effect,
-  and the client retargets to the leader named in the error, if any;
-- the node applies the operation (recognised by ``(client, req)``): ``ok``
-  with the state machine's result;
-- the node applies another entry at the index the proposal got, its term
-  moves on (a leader change), it crashes, or the timeout passes: ``info``,
-  the outcome is unknown and the client continues under a new process
-  number (as the history format requires).
+Each attempt travels to a node's service front (:mod:`drafty.service.commands`,
+the same code the RESP server runs) over a client link with latency and a
+per-seed loss rate; a request or its answer may be lost, and an attempt is
+abandoned after ``attempt_timeout_ms``, or at once when its node crashes
+(the connection resets). Attempts to a node that is down fail to connect.
 
-After the fault phase the regular clients stop starting operations, and a
-*probe* client keeps writing through the current leader until one write is
-``ok``: that is the liveness check.
+Outcomes go to the history: ``ok`` (result), ``fail`` (``Refused``: it
+certainly had no effect), ``info`` (``OutcomeUnknown``; the client goes on
+under a new process number, as the format requires). Every write's token,
+outcome and the ``(session, seq)`` pairs it was sent under are reported to
+the :class:`Host` (the oracle checks them against what the log executed).
+
+After the fault phase the regular clients stop, and a *probe* client writes
+until one write is ``ok``: the liveness check.
 
 Invariants
 ----------
 - A client's ``process`` has at most one operation outstanding; ``info``
   retires the process.
-- ``ok`` only for an operation its proposing node applied in the same
-  lifetime; ``fail`` only when the proposal was never accepted.
+- Only the answer to the client's current attempt is acted on.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from ..core import NONE, Entry, NodeId, NotLeader
+from ..core import DraftyError, NodeId
+from ..node import OutcomeUnknown, Refused
+from ..service.calls import Call, ClientState, Done, Fail, Pause, Send
+from .events import ClientArrive, ClientLost, ClientWake, Event
 from .history import History
-from .kv import JsonValue, Model, Operation
-from .replica import Replica
+from .replica import NodeState, Replica
+
+JsonValue = str | int | None
+KEYS = ("0", "1", "2")
+
+
+def address(node: NodeId) -> tuple[str, int]:
+    """A node's client address in the simulation."""
+    return ("sim", node)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One client operation: history fields plus the command to send."""
+
+    f: str
+    key: str
+    value: str | None
+    argv: tuple[bytes, ...]
+
+    @property
+    def write(self) -> bool:
+        return self.f != "get"
 
 
 class Host(Protocol):
@@ -47,36 +76,33 @@ class Host(Protocol):
 
     def replica(self, node: NodeId) -> Replica: ...
 
-    def wake_client(self, client: int, at: int) -> None: ...
+    def schedule(self, at: int, ev: Event) -> None: ...
 
-    def client_timeout(self, client: int, req: int, at: int) -> None: ...
+    def client_latency(self) -> int: ...
 
-    def drive(self, node: NodeId) -> None: ...
+    def note(self, text: str, log: bool = True) -> None: ...
 
-    def acknowledged(self, index: int) -> None: ...
-
-    def probe_ok(self, index: int) -> None: ...
-
-    def leader_guess(self) -> NodeId | None: ...
-
-    def note(self, text: str, log: bool = True) -> None:
-        """Record a line in the trace of the current event."""
+    def write_ended(self, op: Operation, outcome: str, pairs: list[tuple[int, int]]) -> None:
+        """A write finished ``ok``, ``fail`` or ``info``, sent under ``pairs``."""
         ...
+
+    def probe_ok(self, token: str) -> None: ...
+
+    def client_error(self, text: str) -> None: ...
 
 
 @dataclass(slots=True)
-class Client:
+class SimClient:
     id: int
     process: int
-    target: NodeId
+    state: ClientState
     probe: bool = False
-    req: int = 0
+    ops: int = 0
     op: Operation | None = None
-    node: NodeId = NONE
-    """Where the outstanding operation was proposed."""
-    epoch: int = 0
-    term: int = 0
-    index: int | None = None
+    call: Call | None = None
+    attempt: int = 0
+    in_flight: bool = False
+    pairs: list[tuple[int, int]] = field(default_factory=list)
 
 
 class Workload:
@@ -85,40 +111,46 @@ class Workload:
     def __init__(
         self,
         host: Host,
-        model: Model,
         rng: random.Random,
         nodes: tuple[NodeId, ...],
         clients: int,
         *,
-        timeout_ms: int,
+        attempt_timeout_ms: int,
+        deadline_ms: int,
         think_ms: int,
+        drop: float,
     ) -> None:
         self.host = host
-        self.model = model
         self.rng = rng
         self.nodes = nodes
-        self.timeout_ms = timeout_ms
+        self.attempt_timeout_ms = attempt_timeout_ms
+        self.deadline_ms = deadline_ms
         self.think_ms = think_ms
+        self.drop = drop
         self.history = History()
-        self.n_clients = clients
-        self.clients = [Client(c, c, rng.choice(nodes)) for c in range(clients)]
-        self.acked: list[tuple[int, Operation]] = []
+        self.clients = [self._new_client(c, probe=False) for c in range(clients)]
         self.stopped = False
         self._next_process = clients
-        self._waiting: dict[NodeId, int] = {}
+
+    def _new_client(self, cid: int, probe: bool) -> SimClient:
+        servers = [address(n) for n in self.nodes]
+        self.rng.shuffle(servers)
+        return SimClient(cid, cid, ClientState(servers), probe=probe)
 
     # -- lifecycle ---------------------------------------------------------
 
     def start(self) -> None:
         for c in self.clients:
-            self.host.wake_client(c.id, self.host.now + self.rng.randint(0, self.think_ms))
+            self.host.schedule(self.host.now + self.rng.randint(0, self.think_ms), ClientWake(c.id))
 
     def start_probe(self) -> None:
         """Stop regular clients; start the liveness probe client."""
         self.stopped = True
         cid = len(self.clients)
-        self.clients.append(Client(cid, self._new_process(), self.rng.choice(self.nodes), True))
-        self.host.wake_client(cid, self.host.now)
+        c = self._new_client(cid, probe=True)
+        c.process = self._new_process()
+        self.clients.append(c)
+        self.host.schedule(self.host.now, ClientWake(cid))
 
     def _new_process(self) -> int:
         self._next_process += 1
@@ -126,107 +158,131 @@ class Workload:
 
     def wake(self, cid: int) -> None:
         c = self.clients[cid]
-        if c.op is not None or (self.stopped and not c.probe):
+        if c.call is not None:
+            if not c.in_flight:
+                self._advance(c)
             return
+        if self.stopped and not c.probe:
+            return
+        c.ops += 1
+        op = self._generate(c)
+        c.op, c.pairs = op, []
+        c.call = Call(c.state, list(op.argv), self.host.now, self.deadline_ms)
+        self.history.invoke(c.process, op.f, op.key, op.value, self.host.now)
+        self._advance(c)
+
+    def _generate(self, c: SimClient) -> Operation:
+        rng = self.rng
+        f = "put" if c.probe else rng.choices(("get", "put", "append"), (2, 1, 3))[0]
+        key = rng.choice(KEYS)
+        if f == "get":
+            return Operation(f, key, None, (b"GET", key.encode()))
+        value = f"x {c.id} {c.ops} y"
+        verb = b"SET" if f == "put" else b"APPEND"
+        return Operation(f, key, value, (verb, key.encode(), value.encode()))
+
+    # -- attempts ------------------------------------------------------------
+
+    def _advance(self, c: SimClient) -> None:
+        """Run the call until it waits for an answer, a pause, or ends."""
         host = self.host
-        now = host.now
-        if c.probe:
-            guess = host.leader_guess()
-            if guess is not None:
-                c.target = guess
-        c.req += 1
-        op = self.model.generate(self.rng, cid, c.req)
-        self.history.invoke(c.process, op, now)
-        rep = host.replica(c.target)
-        what = f"client {cid} process {c.process}: {op.f} {op.key!r} {op.value!r} at node {rep.id}"
-        if not rep.running:
-            self._fail(c, op, "unavailable", what)
-            c.target = self.rng.choice(self.nodes)
-            return
-        try:
-            index = rep.raw.propose(op.data)
-        except NotLeader as e:
-            self._fail(c, op, "not leader", what)
-            c.target = e.leader if e.leader != NONE else self.rng.choice(self.nodes)
-            return
-        c.op, c.node, c.epoch, c.index = op, rep.id, rep.epoch, index
-        c.term = rep.raw.raft.term
-        where = "forwarded" if index is None else f"index {index}"
-        host.note(f"{what}: proposed, {where} term {c.term}", log=False)
-        self._waiting[rep.id] = self._waiting.get(rep.id, 0) + 1
-        host.client_timeout(cid, c.req, now + self.timeout_ms)
-        host.drive(rep.id)
+        call = c.call
+        assert call is not None
+        while True:
+            step = call.next(host.now)
+            if isinstance(step, Done):
+                self._finish(c, "ok", step.value)
+                return
+            if isinstance(step, Fail):
+                self._fail(c, step.error)
+                return
+            if isinstance(step, Pause):
+                host.schedule(host.now + max(1, step.ms), ClientWake(c.id))
+                return
+            if self._send(c, step):
+                return
 
-    def _fail(self, c: Client, op: Operation, error: str, what: str) -> None:
-        self.history.fail(c.process, op, error, self.host.now)
-        self.host.note(f"{what}: fail ({error})", log=False)
-        self._next(c, self.think_ms // 3)
-
-    def _next(self, c: Client, at_least: int = 0) -> None:
-        delay = max(at_least, self.rng.randint(0, self.think_ms))
-        self.host.wake_client(c.id, self.host.now + delay)
-
-    def _done(self, c: Client) -> Operation:
-        op = c.op
-        assert op is not None
-        self._waiting[c.node] -= 1
-        c.op = None
-        return op
-
-    def _info(self, c: Client, why: str) -> None:
-        op = self._done(c)
-        self.history.info(c.process, op, self.host.now)
-        self.host.note(
-            f"client {c.id} process {c.process}: {op.f} {op.key!r} info ({why})", log=False
+    def _send(self, c: SimClient, step: Send) -> bool:
+        """Start an attempt; False if it failed at once (the node is down)."""
+        assert c.call is not None
+        host = self.host
+        node = step.target[1]
+        c.attempt += 1
+        if step.argv[0] == b"SEQ":
+            pair = (int(step.argv[1]), int(step.argv[2]))
+            if pair not in c.pairs:
+                c.pairs.append(pair)
+        if node not in self.nodes or host.replica(node).state is NodeState.DOWN:
+            c.call.unanswered(f"cannot connect to node {node}", sent=False)
+            return False
+        c.in_flight = True
+        if self.rng.random() >= self.drop:
+            host.schedule(
+                host.now + host.client_latency(), ClientArrive(c.id, c.attempt, node, step.argv)
+            )
+        host.schedule(
+            host.now + self.attempt_timeout_ms, ClientLost(c.id, c.attempt, "no answer in time")
         )
-        c.process = self._new_process()
-        c.target = self.rng.choice(self.nodes)
-        self._next(c, self.think_ms // 3)
+        return True
+
+    def answer(self, cid: int, attempt: int, value: Any, error: str | None) -> None:
+        c = self.clients[cid]
+        if c.call is None or attempt != c.attempt or not c.in_flight:
+            return
+        c.in_flight = False
+        c.call.replied(value, error)
+        self._advance(c)
+
+    def lost(self, cid: int, attempt: int, why: str) -> None:
+        c = self.clients[cid]
+        if c.call is None or attempt != c.attempt or not c.in_flight:
+            return
+        c.in_flight = False
+        c.call.unanswered(why, sent=True)
+        self._advance(c)
+
+    def deliver_answer(self, cid: int, attempt: int, value: Any, error: str | None) -> bool:
+        """Whether an answer survives the client link (False: lost on the way)."""
+        return self.rng.random() >= self.drop
 
     # -- outcomes ----------------------------------------------------------
 
-    def on_applied(self, rep: Replica, e: Entry, result: JsonValue) -> None:
-        if not self._waiting.get(rep.id):
-            return
-        ident = self.model.identify(e.data) if e.data else None
-        for c in self.clients:
-            if c.op is None or c.node != rep.id or c.epoch != rep.epoch:
-                continue
-            if ident == (c.id, c.req):
-                op = self._done(c)
-                self.history.ok(c.process, op, result, self.host.now)
-                self.host.note(
-                    f"client {c.id} process {c.process}: {op.f} {op.key!r} ok {result!r} "
-                    f"(index {e.index} on node {rep.id})",
-                    log=False,
-                )
-                if op.write:
-                    self.acked.append((e.index, op))
-                    self.host.acknowledged(e.index)
-                if c.probe:
-                    self.host.probe_ok(e.index)
-                else:
-                    self._next(c)
-            elif c.index == e.index:
-                self._info(c, f"another entry took index {e.index}")
+    def _fail(self, c: SimClient, error: DraftyError) -> None:
+        if isinstance(error, Refused):
+            self._finish(c, "fail", error.reason)
+        elif isinstance(error, OutcomeUnknown):
+            self._finish(c, "info", str(error))
+        else:
+            self.host.client_error(f"client {c.id}: {type(error).__name__}: {error}")
+            self._finish(c, "info", str(error))
 
-    def after_event(self, rep: Replica) -> None:
-        """Give up on operations whose proposing node changed term (leader change)."""
-        if not self._waiting.get(rep.id):
+    def _finish(self, c: SimClient, outcome: str, value: Any) -> None:
+        op, call = c.op, c.call
+        assert op is not None and call is not None
+        host = self.host
+        if outcome == "ok":
+            result: JsonValue = op.value
+            if op.f == "get":
+                result = None if value is None else bytes(value).decode()
+            self.history.complete(c.process, "ok", op.f, op.key, result, host.now)
+        elif outcome == "fail":
+            self.history.complete(c.process, "fail", op.f, op.key, op.value, host.now,
+                                  error=str(value))  # fmt: skip
+        else:
+            self.history.complete(c.process, "info", op.f, op.key, op.value, host.now)
+        host.note(
+            f"client {c.id} process {c.process}: {op.f} {op.key!r} {op.value!r} {outcome} "
+            f"after {call.attempts} attempts",
+            log=False,
+        )
+        if op.write:
+            host.write_ended(op, outcome, list(c.pairs))
+        c.op, c.call = None, None
+        if outcome == "info":
+            c.process = self._new_process()
+        if c.probe and outcome == "ok":
+            assert op.value is not None
+            host.probe_ok(op.value)
             return
-        term = rep.raw.raft.term
-        for c in self.clients:
-            if c.op is not None and c.node == rep.id and c.epoch == rep.epoch and c.term != term:
-                self._info(c, f"node {rep.id} moved to term {term}")
-
-    def on_crash(self, node: NodeId) -> None:
-        if not self._waiting.get(node):
-            return
-        for c in self.clients:
-            if c.op is not None and c.node == node:
-                self._info(c, f"node {node} crashed")
-
-    def on_timeout(self, cid: int, req: int) -> None:
-        c = self.clients[cid]
-        if c.op is not None and c.req == req:
-            self._info(c, "timeout")
+        delay = self.rng.randint(0, self.think_ms)
+        host.schedule(host.now + delay, ClientWake(c.id))
