@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 CORE = Path(__file__).resolve().parents[1] / "src" / "drafty" / "core"
 FORBIDDEN_MODULES = {
     "asyncio",
@@ -79,6 +81,23 @@ def test_core_is_pure() -> None:
     for path in sorted(CORE.rglob("*.py")):
         problems.extend(violations(path.read_text(), path.name))
     assert not problems, "core/ touches the platform:\n" + "\n".join(problems)
+
+
+SRC = CORE.parent
+PURE_ABOVE_CORE = [
+    *sorted((SRC / "node").glob("*.py")),
+    SRC / "service" / "commands.py",
+    SRC / "service" / "calls.py",
+    SRC / "service" / "kv.py",
+]
+"""The node layer, the service's command/outcome mapping and retry rules and the KV
+store: what the simulator drives must be drivable without I/O."""
+
+
+@pytest.mark.parametrize("path", PURE_ABOVE_CORE, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_layers_the_simulator_runs_are_pure(path: Path) -> None:
+    problems = violations(path.read_text(), path.name)
+    assert not problems, f"{path} touches the platform:\n" + "\n".join(problems)
 
 
 def test_checker_catches_planted_violations() -> None:
