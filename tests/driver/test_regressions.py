@@ -11,10 +11,11 @@ import asyncio
 from pathlib import Path
 
 from drafty.core import Role
-from drafty.driver import OutcomeUnknown, RaftNode, Refused
+from drafty.driver import OutcomeUnknown, RaftNode
 from drafty.examples.counter import Counter, local_settings
 
 from ..e2e.conftest import _free_base
+from ..e2e.test_library import _submit_retrying
 
 
 async def _leader(nodes: list[RaftNode], seconds: float = 10.0) -> RaftNode:
@@ -27,18 +28,6 @@ async def _leader(nodes: list[RaftNode], seconds: float = 10.0) -> RaftNode:
                 return n
         await asyncio.sleep(0.05)
     raise AssertionError("no leader elected")
-
-
-async def _submit_retrying(node: RaftNode, command: bytes, seconds: float = 15.0) -> object:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        try:
-            return await node.submit(command, timeout=2.0)
-        except Refused:
-            if loop.time() > deadline:
-                raise
-            await asyncio.sleep(0.05)
 
 
 OLD = 300

@@ -238,3 +238,17 @@ def test_no_wall_clock_and_no_global_random(path: Path) -> None:
             and node.value.id == "random"
         ):
             assert node.attr not in RANDOM_FUNCTIONS, f"{path.name}: random.{node.attr}"
+
+
+def test_liveness_waits_while_the_backlog_is_still_applying() -> None:
+    """Issue 8, defect 5: after the heal a long backlog, replicated in 150-byte
+    messages one at a time, takes longer than the liveness bound to apply; the
+    run is live as long as every bound sees more of it applied."""
+    res = run_seed(
+        SimConfig(
+            seed=3, nodes=3, steps=1000, torn_records=True, liveness_timeouts=2,
+            config_overrides={"max_msg_bytes": 150, "max_inflight": 1},
+        )
+    )  # fmt: skip
+    assert res.ok, "\n".join(res.lines())
+    assert res.sim.backlog_extensions >= 1

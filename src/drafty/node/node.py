@@ -194,15 +194,6 @@ class _Quiet:
         pass
 
 
-@dataclass(slots=True)
-class _Pending:
-    term: int
-    """The term the request was proposed in: its entry can only be of this term."""
-    index: int | None
-    """Where a leader appended it (None: forwarded, index unknown)."""
-    deadline_ms: int
-
-
 class Node:
     """One Raft member's logic, without I/O; see the module docstring."""
 
@@ -234,8 +225,10 @@ class Node:
         self._now = now
         self._role = raw.raft.role
         self._next_request = 1
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, int] = {}
+        """Request -> the term it was proposed in (its entry can only be of that term)."""
         self._pending_at: dict[int, int] = {}
+        """Index -> request, for requests this node appended as leader."""
         self._deadlines: list[tuple[int, int]] = []
         self._write_seq = 0
         self._synced = 0
@@ -389,7 +382,7 @@ class Node:
             return rid
         limit = self.options.request_timeout_ms if timeout_ms is None else timeout_ms
         deadline = now.mono_ms + limit
-        self._pending[rid] = _Pending(term, index, deadline)
+        self._pending[rid] = term
         heapq.heappush(self._deadlines, (deadline, rid))
         if index is not None:
             self._pending_at[index] = rid
@@ -452,7 +445,7 @@ class Node:
 
     def _refuse_older_than(self, term: int) -> None:
         """An entry of ``term`` applied: requests of earlier terms can never apply."""
-        stale = [rid for rid, p in self._pending.items() if p.term < term]
+        stale = [rid for rid, t in self._pending.items() if t < term]
         leader = self.raw.raft.leader
         for rid in stale:
             self._answer(

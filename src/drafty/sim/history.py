@@ -30,7 +30,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..check import check_history
+
 JsonValue = str | int | None
+CHECK_BUDGET_S = 20.0
+"""Most seconds the checker may spend on one run's history before "unknown"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,12 @@ class History:
     def dicts(self) -> list[dict[str, object]]:
         """The events as the checker reads them (the JSON objects of the file)."""
         return [e.to_dict() for e in self.events]
+
+    def judge(self) -> tuple[str, str]:
+        """The linearizability checker's verdict (``ok``, ``violation`` or
+        ``unknown``) on this history, with its explanation."""
+        result = check_history(self.dicts(), model="kv", time_budget_s=CHECK_BUDGET_S)
+        return result.verdict.name.lower(), result.explanation
 
     def to_jsonl(self) -> str:
         return "".join(e.to_json() + "\n" for e in self.events)

@@ -38,6 +38,7 @@ Invariants
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -134,6 +135,15 @@ class Replica:
     @property
     def applied(self) -> int:
         return self._node.applied if self._node is not None else 0
+
+    def fingerprint(self) -> str:
+        """A digest of the key-value data (equal on nodes that applied equal logs)."""
+        h = hashlib.blake2b(digest_size=12)
+        kv = self.kv
+        assert kv is not None
+        for k in sorted(kv.data):
+            h.update(k + b"\0" + kv.data[k] + b"\0")
+        return h.hexdigest()
 
     def now(self, virtual_ms: int) -> Instant:
         return Instant(virtual_ms, EPOCH_MS + virtual_ms + self.skew_ms)

@@ -50,7 +50,6 @@ Invariants
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import random
 import traceback
@@ -63,8 +62,6 @@ from ..core import AppendEntries, AppendResponse, Message, NodeId, Ready, Role
 from ..core.progress import ProgressState
 from ..node import Applied, Node, Reply
 from ..node.envelope import Envelope
-from ..service import commands
-from ..service.resp import Error
 from .events import (
     ClientAnswer,
     ClientArrive,
@@ -80,6 +77,7 @@ from .events import (
     SyncDone,
     Tick,
 )
+from .front import ServiceFront
 from .nemesis import FAULT_KINDS, FaultAction, Nemesis
 from .network import Network, NetworkParams
 from .oracle import Oracle, Violation
@@ -142,8 +140,7 @@ class Simulation:
             for i in self.ids
         }
         self.deferred: dict[NodeId, list[Event]] = {i: [] for i in self.ids}
-        self.front: dict[NodeId, dict[int, tuple[int, int]]] = {i: {} for i in self.ids}
-        """Per node: request number -> (client, attempt) waiting for its reply."""
+        self.front = ServiceFront(self, self.ids)
         kinds = tuple(k for k in FAULT_KINDS if k in cfg.faults and k != "network")
         self.nemesis = Nemesis(
             self, self.rng, self.ids, kinds, hunt=sc.hunt, max_faulty=sc.max_faulty
@@ -164,6 +161,8 @@ class Simulation:
         self.peak_step_events = 0
         """Most events processed in one step (bursts show up here)."""
         self.replies = 0
+        self.backlog_extensions = 0
+        """Times the post-heal deadline was extended because the backlog was still applying."""
         self._probe_index = 0
         self._converge_low = 0
         self._progress_mark = 0
@@ -321,35 +320,17 @@ class Simulation:
             self.note(f"node {node} is leader of term {raw.raft.term}")
             self.nemesis.elected(node, raw.raft.term)
 
-    # -- the service front (what the RESP server does, without sockets) ---------
-
     def _arrive(self, ev: ClientArrive) -> None:
         rep = self.replicas[ev.node]
         if rep.state is NodeState.DOWN:
-            self._at(self.now + self.client_latency(),
-                     ClientLost(ev.client, ev.attempt, "connection reset"))  # fmt: skip
-            return
-        if rep.state is NodeState.PAUSED:
+            self.front.refuse(ev)
+        elif rep.state is NodeState.PAUSED:
             self.deferred[ev.node].append(ev)
-            return
-        plan = commands.plan(list(ev.argv))
-        if isinstance(plan, Error):
-            self._answer(ev.client, ev.attempt, None, plan.text)
-            return
-        node, now = rep.node, rep.now(self.now)
-        if plan.open_session:
-            rid = node.open_session(now)
         else:
-            rid = node.submit(plan.command, now, client=plan.client, seq=plan.seq)
-        self.front[ev.node][rid] = (ev.client, ev.attempt)
-        self.drive(ev.node)
+            self.front.arrive(rep, ev)
 
-    def _answer(self, client: int, attempt: int, value: Any, error: str | None) -> None:
-        if self.workload.deliver_answer(client, attempt, value, error):
-            self._at(self.now + self.client_latency(), ClientAnswer(client, attempt, value, error))
-
-    def _hint(self, leader: NodeId) -> str:
-        return f" (leader is node {leader} at sim:{leader})" if leader in self.replicas else ""
+    def answer_survives(self) -> bool:
+        return self.workload.answer_survives()
 
     # -- replica Host and node Observer ----------------------------------------------
 
@@ -372,19 +353,11 @@ class Simulation:
         self._at(done, SyncDone(replica.id, replica.epoch, upto))
 
     def on_replies(self, replica: Replica, replies: Sequence[Reply]) -> None:
-        waiting = self.front[replica.id]
         incarnation = replica.node.incarnation
         for r in replies:
-            self.replies += 1
             self.oracle.on_reply(replica.id, incarnation, r)
-            who = waiting.pop(r.request, None)
-            if who is None:
-                continue
-            reply = commands.answer(r.value, r.error, self._hint)
-            if isinstance(reply, Error):
-                self._answer(who[0], who[1], None, reply.text)
-            else:
-                self._answer(who[0], who[1], reply, None)
+        self.replies += len(replies)
+        self.front.replied(replica, replies)
 
     def on_ready(self, node: Node, rd: Ready) -> None:
         if self._item is not None:
@@ -460,10 +433,7 @@ class Simulation:
         lost = len(rep.disk.pending) - keep
         rep.crash(keep)
         self.deferred[node].clear()
-        for client, attempt in self.front[node].values():
-            self._at(self.now + self.client_latency(),
-                     ClientLost(client, attempt, f"node {node} crashed"))  # fmt: skip
-        self.front[node].clear()
+        self.front.reset(node, f"node {node} crashed")
         self.oracle.on_durable(node, rep.disk)
         self.oracle.on_crash(node, rep.disk)
         torn = f", kept {keep} torn" if keep else ""
@@ -525,6 +495,7 @@ class Simulation:
             high = max(r.applied for r in self.replicas.values())
             if high > self._progress_mark:  # working through a backlog: another bound
                 self._progress_mark = high
+                self.backlog_extensions += 1
                 self._at(self.now + self.bound_ms, Deadline("leader"))
                 return
             raise Violation(
@@ -606,7 +577,7 @@ class Simulation:
                 raise Violation("acknowledged write lost", f"write of {token!r} never took effect")
         prints: dict[int, tuple[str, NodeId]] = {}
         for i, rep in self.replicas.items():
-            fp = fingerprint(rep)
+            fp = rep.fingerprint()
             seen = prints.setdefault(rep.applied, (fp, i))
             if seen[0] != fp:
                 raise Violation(
@@ -615,25 +586,7 @@ class Simulation:
                     i,
                 )
         if self.cfg.check_linearizable:
-            self.outcome.linearizable = check_history(self.workload.history.dicts())
-
-
-def fingerprint(rep: Replica) -> str:
-    """A digest of a replica's key-value data (equal on nodes that applied equal logs)."""
-    h = hashlib.blake2b(digest_size=12)
-    kv = rep.kv
-    assert kv is not None
-    for k in sorted(kv.data):
-        h.update(k + b"\0" + kv.data[k] + b"\0")
-    return h.hexdigest()
-
-
-def check_history(events: list[dict[str, object]]) -> str:
-    """Judge a run's history with the linearizability checker; raise on a violation."""
-    from ..check import Verdict
-    from ..check import check_history as check
-
-    result = check(events, model="kv", time_budget_s=20.0)
-    if result.verdict is Verdict.VIOLATION:
-        raise Violation("linearizability", result.explanation)
-    return result.verdict.name.lower()
+            verdict, explanation = self.workload.history.judge()
+            if verdict == "violation":
+                raise Violation("linearizability", explanation)
+            self.outcome.linearizable = verdict

@@ -241,7 +241,7 @@ class Workload:
         c.call.unanswered(why, sent=True)
         self._advance(c)
 
-    def deliver_answer(self, cid: int, attempt: int, value: Any, error: str | None) -> bool:
+    def answer_survives(self) -> bool:
         """Whether an answer survives the client link (False: lost on the way)."""
         return self.rng.random() >= self.drop
 
