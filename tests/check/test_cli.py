@@ -74,3 +74,32 @@ def test_negative_budget_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
     path = _write(tmp_path, reg("0 inv read", "0 ok read null"))
     assert main(["check", path, "--budget", "-1"]) == 2
     assert "--budget" in capsys.readouterr().err
+
+
+def test_state_budget_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    n = 8
+    rows = [f'{p} inv append k "{p},"' for p in range(n)]
+    rows += [f'{p} ok append k "{p},"' for p in range(n)]
+    path = _write(tmp_path, kv(*rows, "99 inv get k", '99 ok get k "-1"'))
+    assert main(["check", path, "--max-states", "1000"]) == 2
+    out = capsys.readouterr().out
+    assert "undecided (kv model; 9 operations, 1 key;" in out
+    assert "the state budget of 1000 states ran out" in out and "'k'" in out
+    assert main(["check", path, "--max-states", "1000000"]) == 1
+    assert "NOT linearizable" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad", ["0", "-5"])
+def test_max_states_must_be_positive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    path = _write(tmp_path, reg("0 inv read", "0 ok read null"))
+    assert main(["check", path, "--max-states", bad]) == 2
+    assert "--max-states must be >= 1" in capsys.readouterr().err
+
+
+def test_max_states_must_be_an_integer(tmp_path: Path) -> None:
+    path = _write(tmp_path, reg("0 inv read", "0 ok read null"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", path, "--max-states", "1e6"])
+    assert exit_.value.code == 2

@@ -13,6 +13,7 @@ Usage::
 
     from drafty.check import check_file, check_history, Verdict
     res = check_history(events, model="kv", time_budget_s=10)
+    res = check_history(events, max_states=1_000_000)  # deterministic, ~300 MB at most
     if res.verdict is Verdict.VIOLATION:
         print(res.key, res.explanation)
 

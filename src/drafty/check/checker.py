@@ -20,9 +20,27 @@ work spent on the easy keys is thus bounded by a constant factor of the work
 of the cheapest violation, and re-running a key costs at most a
 ``GROWTH / (GROWTH - 1)`` factor over a single run.
 
-The optional ``time_budget_s`` is a deadline for the whole check; when it
-passes before every key is decided and no violation was found, the verdict is
-:attr:`Verdict.UNKNOWN`.
+Two optional budgets bound the whole check; when one runs out before every
+key is decided and no violation was found, the verdict is
+:attr:`Verdict.UNKNOWN`, and the explanation names the budget:
+
+- ``time_budget_s``, a deadline in seconds of wall time;
+- ``max_states``, a cap on the search states: the configurations the search
+  caches (each pushed on its stack once), summed over all keys and all rounds
+  (a key's states are counted again in each round it is searched afresh).
+  It is deterministic: with ``max_states`` and no ``time_budget_s`` no decision
+  reads the clock, so the verdict and the explanation (everything in
+  :class:`CheckResult` but ``elapsed_s``) are a pure function of the input,
+  the same on every run and machine, as a deterministic simulator needs. It
+  also bounds memory, because the search holds at most ``max_states`` states
+  at once (one key's cache, freed before the next key). A state costs its
+  cache entry: the set slot, a 2-tuple, the bitset of linearized operations
+  (4 bytes per 30 operations of the key) and, for ``kv``, the new value
+  string. Measured as peak RSS growth on searches of 1 to 4 million states:
+  about 130 bytes a state on a register, 250 to 300 on the 200-operation
+  append keys of ``kv/c50-bad``; so ``max_states=1_000_000`` is about
+  130 MB (register) to 300 MB (kv), and ``STATE_BYTES`` is the upper figure.
+  Keys of thousands of operations or long values cost more per state.
 
 For a violation the explanation names the failing key and shows where the
 search got stuck: the longest linearizable prefix it found (its last
@@ -33,8 +51,9 @@ it cannot go next.
 
 Invariants
 ----------
-- Pure: no I/O; the clock is read only to enforce the budget and report the
-  time taken.
+- Pure: no I/O; the clock is read only to enforce the time budget and report
+  the time taken (``elapsed_s``).
+- ``CheckResult.states <= max_states``.
 - ``CheckResult.key`` is set exactly for a violation.
 """
 
@@ -67,6 +86,8 @@ SHOW_PREFIX: Final = 8
 """Operations of the longest linearizable prefix shown in an explanation."""
 SHOW_CANDIDATES: Final = 12
 """Unplaced concurrent operations shown in an explanation."""
+STATE_BYTES: Final = 300
+"""Approximate peak memory per search state, for sizing ``max_states`` (see above)."""
 
 
 class Verdict(enum.Enum):
@@ -83,7 +104,8 @@ class CheckResult:
 
     ``key`` is the failing key (only for a violation); ``ops`` and ``keys``
     count the history's operations and distinct keys; ``elapsed_s`` is the
-    time the check took.
+    time the check took (the one field that depends on the clock);
+    ``states`` counts the search states spent (what ``max_states`` caps).
     """
 
     verdict: Verdict
@@ -93,6 +115,7 @@ class CheckResult:
     ops: int
     keys: int
     elapsed_s: float
+    states: int
 
     @property
     def ok(self) -> bool:
@@ -110,13 +133,24 @@ def check_history(
     events: Sequence[Mapping[str, Any]] | History,
     model: str | None = None,
     time_budget_s: float | None = None,
+    max_states: int | None = None,
 ) -> CheckResult:
     """Check ``events`` (dicts as parsed from the JSON lines, or a parsed
     :class:`History`) for linearizability under ``model`` (``register``,
     ``kv`` or ``kv-append``; None to infer it from the operation names).
 
-    Raises :class:`HistoryError` for a malformed history.
+    ``time_budget_s`` (seconds) and ``max_states`` (search states, over the
+    whole check) bound the work; past either, the verdict is
+    :attr:`Verdict.UNKNOWN` (see the module docstring). ``max_states`` is
+    deterministic and bounds memory too: at most about ``STATE_BYTES`` (300)
+    bytes a state (130 on a register), so ``max_states=1_000_000`` is about
+    300 MB at most. The shared histories need at most 170,000 states each.
+
+    Raises :class:`HistoryError` for a malformed history and
+    :class:`ValueError` for ``max_states < 1``.
     """
+    if max_states is not None and max_states < 1:
+        raise ValueError(f"max_states must be >= 1, not {max_states}")
     start = time.monotonic()
     if isinstance(events, History):
         history = events
@@ -129,22 +163,26 @@ def check_history(
     parts = _partitions(history)
     total_keys = len({op.key for op in history.ops})
 
+    states = 0
+
     def result(verdict: Verdict, explanation: str, key: str | None = None) -> CheckResult:
         elapsed = time.monotonic() - start
         n = len(history.ops)
-        return CheckResult(verdict, history.model, explanation, key, n, total_keys, elapsed)
+        return CheckResult(verdict, history.model, explanation, key, n, total_keys, elapsed, states)
 
     undecided = sorted(parts, key=lambda p: (len(p.steps), p.key))
     allowance = FIRST_ROUND
     last: dict[str, Outcome] = {}
     while undecided:
         still: list[_Partition] = []
-        for part in undecided:
+        for i, part in enumerate(undecided):
             timings = [
                 Timing(op.call_at, op.ret_at, step)
                 for op, step in zip(part.ops, part.steps, strict=True)
             ]
-            outcome = search(timings, initial, deadline, allowance)
+            room = None if max_states is None else max_states - states
+            outcome = search(timings, initial, deadline, allowance, room)
+            states += outcome.explored
             if outcome.linearizable is False:
                 return result(
                     Verdict.VIOLATION,
@@ -154,12 +192,17 @@ def check_history(
             if outcome.linearizable is None:
                 last[part.key] = outcome
                 still.append(part)
-                if deadline is not None and time.monotonic() > deadline:
-                    rest = still + undecided[undecided.index(part) + 1 :]
-                    return result(
-                        Verdict.UNKNOWN,
-                        _explain_unknown(rest, last, len(parts), time_budget_s),
-                    )
+                if max_states is not None and states >= max_states:
+                    budget = f"state budget of {max_states} states"
+                elif deadline is not None and time.monotonic() > deadline:
+                    budget = f"time budget of {time_budget_s} s"
+                else:
+                    continue
+                rest = still + undecided[i + 1 :]
+                return result(
+                    Verdict.UNKNOWN,
+                    _explain_unknown(rest, last, len(parts), budget, states),
+                )
         undecided = still
         allowance *= GROWTH
     return result(
@@ -253,15 +296,15 @@ def _explain_unknown(
     rest: list[_Partition],
     last: dict[str, Outcome],
     partitions: int,
-    budget: float | None,
+    budget: str,
+    states: int,
 ) -> str:
     names = ", ".join(f"{p.key!r} ({len(p.steps)} ops)" for p in rest[:10])
     if len(rest) > 10:
         names += f", ... {len(rest) - 10} more"
     lines = [
-        f"undecided: the time budget of {budget} s ran out with {len(rest)} of "
-        f"{partitions} keys undecided: {names}",
-        "no violation found in the keys decided so far",
+        f"undecided: the {budget} ran out with {len(rest)} of {partitions} keys undecided: {names}",
+        f"no violation found in the keys decided so far ({states} search states spent)",
     ]
     for p in rest:
         outcome = last.get(p.key)

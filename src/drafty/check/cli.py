@@ -11,12 +11,14 @@ Usage::
 
     drafty check h.jsonl                  # model inferred from the f names
     drafty check h.jsonl --model register --budget 30
+    drafty check h.jsonl --max-states 1000000   # deterministic; about 300 MB at most
 
 It prints the verdict with the model, the number of operations and keys and
 the time taken, then the explanation for a violation or an undecided result.
 The exit status is 0 when the history is linearizable, 1 when it is not, and
-2 when the checker cannot decide within the budget or cannot read the input
-(the message says which; a malformed history names its line).
+2 when the checker cannot decide within the budget (``--budget`` seconds or
+``--max-states`` search states, see :mod:`drafty.check.checker`) or cannot
+read the input (the message says which; a malformed history names its line).
 
 Invariants: the handler never raises for a bad file or a bad history; it
 reports on stderr and returns 2.
@@ -43,10 +45,18 @@ def load_history(path: str | Path, model: str | None = None) -> History:
 
 
 def check_file(
-    path: str | Path, model: str | None = None, time_budget_s: float | None = None
+    path: str | Path,
+    model: str | None = None,
+    time_budget_s: float | None = None,
+    max_states: int | None = None,
 ) -> CheckResult:
-    """Check the history at ``path``; ``model`` None infers it from the operation names."""
-    return check_history(load_history(path, model), time_budget_s=time_budget_s)
+    """Check the history at ``path``; ``model`` None infers it from the operation names.
+
+    The budgets are those of :func:`~drafty.check.checker.check_history`.
+    """
+    return check_history(
+        load_history(path, model), time_budget_s=time_budget_s, max_states=max_states
+    )
 
 
 def add_subcommand(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,6 +79,13 @@ def add_subcommand(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         metavar="SECONDS",
         help="give up (exit 2) after this many seconds (default: no limit)",
     )
+    p.add_argument(
+        "--max-states",
+        type=int,
+        metavar="N",
+        help="give up (exit 2) after N search states, over all keys: deterministic, "
+        "and bounds memory at roughly 300 bytes a state (default: no limit)",
+    )
     p.set_defaults(func=main)
 
 
@@ -84,8 +101,11 @@ def main(args: argparse.Namespace) -> int:
     if args.budget is not None and args.budget < 0:
         print("drafty check: --budget must be >= 0", file=sys.stderr)
         return 2
+    if args.max_states is not None and args.max_states < 1:
+        print("drafty check: --max-states must be >= 1", file=sys.stderr)
+        return 2
     try:
-        res = check_file(path, args.model, args.budget)
+        res = check_file(path, args.model, args.budget, args.max_states)
     except HistoryError as e:
         print(f"drafty check: {path}: malformed history: {e}", file=sys.stderr)
         return 2

@@ -48,7 +48,13 @@ so either walk stops at the first remaining return.
 The inner loop interprets the compiled :class:`~drafty.check.models.Step`
 kinds inline, from per-node arrays held in locals, and allocates only the
 cache key. The wall-clock budget and the backtrack allowance are checked every
-few thousand backtracks.
+few thousand backtracks; the state cap (``max_states``) exactly, at each new
+configuration, by a countdown.
+
+**Budgets and determinism.** Without a ``deadline`` the clock is never read,
+so the outcome is a pure function of the arguments: the backtrack allowance
+and the state cap count the search's own steps. The state cap also bounds
+memory, since the cache (the bulk of it) holds one entry per configuration.
 
 For reports, the search keeps the deepest dead end it met: the longest
 linearizable prefix found, the state after it and the operation whose return
@@ -82,12 +88,13 @@ _READ_ONLY = frozenset({READ, NOTEQ})
 class Outcome:
     """What the search found for one key.
 
-    ``linearizable`` is None when the budget ran out. ``order`` is a
+    ``linearizable`` is None when a budget ran out. ``order`` is a
     linearization (on success) or the longest linearizable prefix met (on
-    failure or timeout), as indexes into the operations searched; ``state`` is
-    the model state after it; ``stuck`` is the operation whose return could
-    not be reached at that point (None on success); ``explored`` counts the
-    configurations cached.
+    failure or when giving up), as indexes into the operations searched;
+    ``state`` is the model state after it; ``stuck`` is the operation whose
+    return could not be reached at that point (None on success); ``explored``
+    counts the configurations cached (the search states, never more than
+    ``max_states``).
     """
 
     linearizable: bool | None
@@ -122,13 +129,18 @@ def search(
     initial: Hashable,
     deadline: float | None = None,
     max_backtracks: int | None = None,
+    max_states: int | None = None,
 ) -> Outcome:
     """Find a linearization of ``ops`` starting from ``initial`` (see the module docstring).
 
     The search gives up, answering ``linearizable=None``, after the
-    :func:`time.monotonic` instant ``deadline`` or after about
-    ``max_backtracks`` backtracks (counted in steps of a few thousand).
+    :func:`time.monotonic` instant ``deadline``, after about
+    ``max_backtracks`` backtracks (counted in steps of a few thousand), or
+    when it needs a configuration beyond the first ``max_states`` (so
+    ``explored <= max_states``).
     """
+    if max_states is not None and max_states < 0:
+        raise ValueError(f"max_states must be >= 0, not {max_states}")
     n = len(ops)
     entries: list[tuple[int, int, int]] = []  # (position, 0 call / 1 return, op)
     for o, t in enumerate(ops):
@@ -182,6 +194,8 @@ def search(
     clock = time.monotonic
     countdown = _BUDGET_EVERY
     spent = 0
+    # Configurations still allowed; counting down from -1 it never reaches 0.
+    room = -1 if max_states is None else max_states
 
     best_depth = -1
     best_order: list[int] = []
@@ -211,6 +225,9 @@ def search(
                         x = rnxt[x]
                     e = x  # the first return: this configuration is a known dead end
                 else:
+                    if not room:
+                        break  # out of states
+                    room -= 1
                     cache_add(config)
                     push_node(-x)
                     push_state(state)
@@ -255,6 +272,9 @@ def search(
             if config in cache:
                 e = wnxt[e]
                 continue
+            if not room:
+                break  # out of states
+            room -= 1
             cache_add(config)
             push_node(e)
             push_state(state)
@@ -321,3 +341,5 @@ def search(
                 wprv[q] = e
                 break
         e = wnxt[e]
+    # Out of states: give up like the other budgets.
+    return Outcome(None, tuple(best_order), best_state, best_stuck, len(cache))
