@@ -43,7 +43,7 @@ from typing import Any
 
 from ..core import NONE, Config, NodeId, RawNode, Ready, Role, Status, describe
 from ..luid import luid
-from ..node import Actions, Applied, Instant, Node, NodeOptions, Refused, Verdict
+from ..node import Actions, Applied, Instant, Node, NodeOptions, Refused, StateMachine, Verdict
 from ..node.envelope import Envelope
 from ..storage import NodeStorage, WriteAheadLog
 from ..transport.tcp import Address, PeerTransport
@@ -120,7 +120,7 @@ def now() -> Instant:
 class RaftNode:
     """Runs one Raft member on asyncio: see the module docstring."""
 
-    def __init__(self, settings: NodeSettings, machine: Any) -> None:
+    def __init__(self, settings: NodeSettings, machine: StateMachine) -> None:
         self.settings = settings
         self.id = settings.id
         self.machine = machine

@@ -15,12 +15,18 @@ One skewed clock must not drive log time. A leader therefore never stamps
 beyond what the stamps it has applied allow, extrapolated by its own
 monotonic clock (which keeps its rate across wall-clock jumps)::
 
-    stamp = max(last stamp, min(wall clock, cap))
+    stamp = min(wall clock, cap)
     cap   = max(other + (mono now - mono when applied) + max_lead,
                 own   + (mono now - mono when applied))
 
 where ``other`` is the best stamp applied from another node and ``own`` the
 best of its own (this life's or an earlier one's, replayed from the log).
+Only *applied* stamps count, with one exception: the leader's first stamp
+of its current term binds its later stamps of that term (lead 0) until
+something is applied. That is sound because a later entry of a term commits
+only with every earlier entry of the same leader's term; and a stamp that
+never committed (say, made when the leader had nothing to go by and took its
+own clock) binds nothing in later terms.
 Another node's stamp lets it lead by ``max_lead_ms``, to absorb honest clock
 differences; its own stamps lend no lead, so it cannot ratchet log time up
 stamp by stamp. A node whose wall clock runs ten minutes fast thus moves
@@ -33,8 +39,8 @@ sets the epoch, which harms
 nothing, since expiry counts idle time; from then on its own first stamp
 bounds it.
 
-Invariants: stamps of one node never decrease and are never 0; with one
-skewed clock in the cluster, log time stays within ``max_lead_ms`` of the
+Invariants: stamps are never 0; log time (the highest stamp applied) never
+decreases; with one skewed clock in the cluster, log time stays within ``max_lead_ms`` of the
 honest clocks once another node has stamped (the simulator checks this).
 """
 
@@ -65,11 +71,12 @@ class LeaderClock:
             raise ValueError("max_lead_ms must be >= 0")
         self.node_id = node_id
         self.max_lead_ms = max_lead_ms
-        self.last_stamp = 0
         self._other: int | None = None
         """Best ``stamp - mono at apply`` of another node's stamps (extrapolation base)."""
         self._own: int | None = None
         """The same for this node's own stamps (any life)."""
+        self._term_first: tuple[int, int] | None = None
+        """(term, stamp - mono) of this node's first stamp in its latest term."""
 
     def observe(self, origin: int, time_ms: int, mono_ms: int) -> None:
         """A stamped entry from ``origin`` was applied at ``mono_ms``."""
@@ -82,20 +89,21 @@ class LeaderClock:
         elif self._other is None or base > self._other:
             self._other = base
 
-    def cap(self, now: Instant) -> int | None:
-        """The highest stamp allowed at ``now`` (None: no stamp known yet)."""
+    def cap(self, now: Instant, term: int = 0) -> int | None:
+        """The highest stamp allowed at ``now`` in ``term`` (None: no stamp known yet)."""
         caps = []
+        if self._term_first is not None and self._term_first[0] == term:
+            caps.append(self._term_first[1] + now.mono_ms)
         if self._other is not None:
             caps.append(self._other + now.mono_ms + self.max_lead_ms)
         if self._own is not None:
             caps.append(self._own + now.mono_ms)
         return max(caps) if caps else None
 
-    def stamp(self, now: Instant) -> int:
-        """The time to stamp a proposal made at ``now``."""
-        cap = self.cap(now)
-        t = now.wall_ms if cap is None else min(now.wall_ms, cap)
-        t = max(t, self.last_stamp, 1)
-        self.last_stamp = t
-        self.observe(self.node_id, t, now.mono_ms)
+    def stamp(self, now: Instant, term: int) -> int:
+        """The time to stamp a proposal made at ``now`` by the leader of ``term``."""
+        cap = self.cap(now, term)
+        t = max(1, now.wall_ms if cap is None else min(now.wall_ms, cap))
+        if self._term_first is None or self._term_first[0] != term:
+            self._term_first = (term, t - now.mono_ms)
         return t

@@ -397,7 +397,7 @@ class Node:
         # A leader stamps only once it applied an entry of its own term (its
         # no-op): then it has seen every stamp before its term, which bound it.
         stamping = leading and self.applied_term == r.term
-        stamp = self.clock.stamp(now) if stamping else 0
+        stamp = self.clock.stamp(now, r.term) if stamping else 0
         env = Envelope(kind, self.id, self.incarnation, rid, r.term, stamp, client, seq, command)
         index = self.raw.propose(pack(env))
         if stamping and index is not None:
