@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 import msgpack
 import pytest
 
-from drafty.core import Config, Entry, HardState, Message, Propose, RawNode, Role
+from drafty.core import (
+    Config,
+    Entry,
+    HardState,
+    InstallSnapshot,
+    Message,
+    Propose,
+    RawNode,
+    Role,
+    SnapshotMeta,
+)
 from drafty.node import (
     Instant,
     Node,
@@ -347,3 +357,14 @@ def test_malformed_entries_are_skipped_identically() -> None:
     c.pump()
     assert c.outcome(1, ok).value == 2
     assert [m.machine.value for m in c.members.values()] == [2, 2, 2]
+
+
+def test_a_snapshot_message_without_its_bytes_is_dropped_and_counted() -> None:
+    """Until snapshot transfer lands, nothing may make a follower restore state it
+    does not hold: a (forged or stray) InstallSnapshot never reaches the core."""
+    c = Cluster()
+    c.elect(1)
+    meta = SnapshotMeta(50, 1, (1, 2, 3))
+    c.node(2).receive([InstallSnapshot(1, 2, 1, meta)], c.now(2))
+    assert c.node(2).raw.raft.log.offset == 0
+    assert c.node(2).status().counters["snapshot_without_data"] == 1

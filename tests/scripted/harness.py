@@ -12,9 +12,12 @@ Commands (ids are node ids; ``k=v`` options are optional):
 - ``tick ID [N]``; ``tick-election ID...`` (enough ticks to time out for sure);
   ``tick-heartbeat ID``
 - ``process-ready ID...``; ``deliver-msgs ID...``; ``drop-msgs ID...``;
+  ``duplicate-msgs ID...`` (the network delivers each queued message twice);
   ``stabilize [ID...]`` (both, repeatedly, until quiet)
 - ``isolate ID``; ``partition 1,2 3``; ``cut SRC DST`` (one way); ``heal``
 - ``crash ID``; ``restart ID``
+- ``compact ID INDEX`` (take a snapshot at applied INDEX, drop the log up to it);
+  ``report-snapshot ID PEER ok|fail`` (the leader's snapshot transfer ended)
 - ``status ID...``; ``raft-log ID``; ``applied ID``; ``counters ID``
 """
 
@@ -153,6 +156,14 @@ class Interaction:
             self.c.inbox[node] = []
         return out
 
+    def cmd_duplicate_msgs(self, args: list[str]) -> list[str]:
+        out: list[str] = []
+        for a in args:
+            node = int(a)
+            out.extend("duplicated: " + describe.message(m) for m in self.c.inbox[node])
+            self.c.inbox[node] = [m for m in self.c.inbox[node] for _ in (0, 1)]
+        return out
+
     def cmd_stabilize(self, args: list[str]) -> list[str]:
         ids = [int(a) for a in args] or list(self.c.ids)
         out: list[str] = []
@@ -194,6 +205,18 @@ class Interaction:
         self.c.restart(node, self._restarts[node])
         return []
 
+    # -- snapshots -----------------------------------------------------------
+
+    def cmd_compact(self, args: list[str]) -> list[str]:
+        meta = self.c.compact(int(args[0]), int(args[1]))
+        return [describe.snapshot(meta)]
+
+    def cmd_report_snapshot(self, args: list[str]) -> list[str]:
+        if args[2] not in ("ok", "fail"):
+            raise ValueError("report-snapshot ID PEER ok|fail")
+        self.c.nodes[int(args[0])].raw.report_snapshot(int(args[1]), args[2] == "ok")
+        return []
+
     # -- inspection --------------------------------------------------------
 
     def cmd_status(self, args: list[str]) -> list[str]:
@@ -204,10 +227,13 @@ class Interaction:
 
     def cmd_raft_log(self, args: list[str]) -> list[str]:
         log = self.c.nodes[int(args[0])].raw.raft.log
-        return [describe.entry(e) for e in log.entries] or ["empty"]
+        head = [f"compacted through {log.offset_term}/{log.offset}"] if log.offset else []
+        return head + [describe.entry(e) for e in log.entries] or ["empty"]
 
     def cmd_applied(self, args: list[str]) -> list[str]:
-        return [describe.entry(e) for e in self.c.nodes[int(args[0])].applied] or ["none"]
+        n = self.c.nodes[int(args[0])]
+        head = ["installed " + describe.snapshot(n.installed)] if n.installed else []
+        return head + [describe.entry(e) for e in n.applied] or ["none"]
 
     def cmd_counters(self, args: list[str]) -> list[str]:
         counters = self.c.nodes[int(args[0])].raw.status().counters

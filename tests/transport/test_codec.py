@@ -18,8 +18,10 @@ from drafty.core import (
     EntryKind,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
     Message,
     Propose,
+    SnapshotMeta,
     VoteRequest,
     VoteResponse,
 )
@@ -65,6 +67,15 @@ messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(Heartbeat, U64, U64, U64, U64),
     st.builds(HeartbeatResponse, U64, U64, U64),
     st.builds(Propose, U64, U64, U64, st.lists(st.binary(max_size=32), max_size=4).map(tuple)),
+    st.builds(
+        InstallSnapshot,
+        U64,
+        U64,
+        U64,
+        st.builds(
+            SnapshotMeta, POSITIVE, POSITIVE, st.lists(POSITIVE, min_size=1, max_size=5).map(tuple)
+        ),
+    ),
 )
 
 

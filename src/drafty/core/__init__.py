@@ -23,6 +23,7 @@ from .messages import (
     AppendResponse,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
     Message,
     Propose,
     VoteRequest,
@@ -31,7 +32,7 @@ from .messages import (
 from .raft import Role
 from .rawnode import FollowerStatus, RawNode, Status
 from .ready import Ready, SoftState
-from .types import NONE, Entry, EntryKind, HardState, NodeId
+from .types import NONE, Entry, EntryKind, HardState, NodeId, SnapshotMeta
 
 __all__ = [
     "NONE",
@@ -47,6 +48,7 @@ __all__ = [
     "HardState",
     "Heartbeat",
     "HeartbeatResponse",
+    "InstallSnapshot",
     "Message",
     "NodeId",
     "NotLeader",
@@ -55,6 +57,7 @@ __all__ = [
     "RawNode",
     "Ready",
     "Role",
+    "SnapshotMeta",
     "SoftState",
     "StateError",
     "Status",

@@ -16,6 +16,7 @@ from .messages import (
     AppendResponse,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
     Message,
     Propose,
     VoteRequest,
@@ -23,7 +24,7 @@ from .messages import (
 )
 from .rawnode import Status
 from .ready import Ready
-from .types import Entry, EntryKind, HardState
+from .types import Entry, EntryKind, HardState, SnapshotMeta
 
 
 def entry(e: Entry) -> str:
@@ -67,8 +68,15 @@ def message(m: Message) -> str:
         return f"{head} commit={m.commit}"
     if isinstance(m, HeartbeatResponse):
         return head
+    if isinstance(m, InstallSnapshot):
+        return f"{head} {snapshot(m.meta)}"
     assert isinstance(m, Propose)
     return f"{head} {', '.join(_data(d) for d in m.data)}"
+
+
+def snapshot(meta: SnapshotMeta) -> str:
+    voters = ",".join(str(v) for v in meta.voters)
+    return f"Snapshot:{meta.term}/{meta.index} voters={voters}"
 
 
 def hard_state(hs: HardState) -> str:
@@ -80,6 +88,8 @@ def ready(rd: Ready) -> list[str]:
     lines: list[str] = []
     if rd.soft_state is not None:
         lines.append(f"Role:{rd.soft_state.role.value} Leader:{rd.soft_state.leader}")
+    if rd.snapshot is not None:
+        lines.append("Install " + snapshot(rd.snapshot))
     if rd.hard_state is not None:
         lines.append("HardState " + hard_state(rd.hard_state))
     if rd.entries:

@@ -5,8 +5,10 @@ Theory of operation
 The core keeps every entry after ``offset`` in a Python list (etcd's server
 does the same with its MemoryStorage). Storage is a durable *mirror* of this
 list, written by the driver from each Ready; on restart the driver hands the
-recovered entries back. Log compaction (snapshots) will raise ``offset`` and
-drop the prefix, which is what bounds memory.
+recovered entries back. Two operations move ``offset``, which is what bounds
+memory: :meth:`RaftLog.compact` drops an applied prefix that a snapshot now
+covers, and :meth:`RaftLog.restore` replaces the whole log with a snapshot
+received from the leader.
 
 Four marks move along the log:
 
@@ -34,8 +36,8 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
-from .errors import StateError
-from .types import Entry
+from .errors import CoreMisuse, StateError
+from .types import Entry, SnapshotMeta
 
 
 class RaftLog:
@@ -173,6 +175,29 @@ class RaftLog:
         del self.entries[index - self.offset - 1 :]
         self.stable = min(self.stable, index - 1)
         self.persisted = min(self.persisted, index - 1)
+
+    def compact(self, index: int) -> None:
+        """Drop entries up to ``index``, which must be applied (a snapshot covers them)."""
+        if index <= self.offset:
+            return
+        if index > self.applied:
+            raise CoreMisuse(f"cannot compact to {index}: only {self.applied} is applied")
+        term = self.term(index)
+        assert term is not None, "applied entries are in the log"
+        del self.entries[: index - self.offset]
+        self.offset, self.offset_term = index, term
+
+    def restore(self, meta: SnapshotMeta) -> None:
+        """Replace the whole log with snapshot ``meta`` (a follower installing it).
+
+        Everything up to ``meta.index`` counts as committed, applied and
+        durable: the Ready that hands the snapshot out must persist and
+        restore it before anything that follows.
+        """
+        assert meta.index > self.committed, "only a snapshot ahead of the commit is restored"
+        self.entries = []
+        self.offset, self.offset_term = meta.index, meta.term
+        self.committed = self.applied = self.persisted = self.stable = meta.index
 
     def commit_to(self, index: int) -> bool:
         """Raise the commit mark; never lowers it. Returns whether it moved."""

@@ -21,15 +21,21 @@ The kinds:
 - :class:`Heartbeat` / :class:`HeartbeatResponse`: leadership and commit
   propagation without entries; the response also unpauses a probing follower.
 - :class:`Propose`: a follower forwarding client data to the leader.
+- :class:`InstallSnapshot`: the leader replaces a follower's log prefix with
+  a snapshot (dissertation §5.2) when the entries it needs were compacted.
+  The core handles only the snapshot's description; the driver carries the
+  bytes (in chunks) and steps this message in once they are all received.
+  The follower answers with an :class:`AppendResponse` (``index`` is its
+  match after the snapshot, or its commit index if the snapshot was stale).
 
-Room is left for InstallSnapshot, TimeoutNow and ReadIndex messages.
+Room is left for TimeoutNow and ReadIndex messages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .types import Entry, NodeId
+from .types import Entry, NodeId, SnapshotMeta
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +136,16 @@ class Propose:
     data: tuple[bytes, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class InstallSnapshot:
+    """The leader's snapshot ``meta`` for a follower whose next entry was compacted."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    meta: SnapshotMeta
+
+
 Message = (
     VoteRequest
     | VoteResponse
@@ -138,6 +154,7 @@ Message = (
     | Heartbeat
     | HeartbeatResponse
     | Propose
+    | InstallSnapshot
 )
 """Any message of the protocol."""
 
@@ -149,4 +166,5 @@ MESSAGE_TYPES: tuple[type, ...] = (
     Heartbeat,
     HeartbeatResponse,
     Propose,
+    InstallSnapshot,
 )

@@ -15,8 +15,11 @@ is in one of two states:
   ``max_inflight`` messages unacknowledged (:class:`Inflights`). A rejection
   drops the follower back to PROBE.
 
-A SNAPSHOT state (sending InstallSnapshot to a follower that needs compacted
-entries) will join these when log compaction lands.
+- SNAPSHOT: the follower needs entries the leader compacted away, so it was
+  sent a snapshot (``pending_snapshot`` is its index). Nothing else is sent
+  until the follower answers the snapshot (its match reaches
+  ``pending_snapshot``) or the driver reports the transfer failed; either
+  way the follower goes back to PROBE.
 
 Invariants
 ----------
@@ -35,6 +38,7 @@ from enum import Enum
 class ProgressState(Enum):
     PROBE = "probe"
     REPLICATE = "replicate"
+    SNAPSHOT = "snapshot"
 
 
 class Inflights:
@@ -74,6 +78,7 @@ class Progress:
         "inflights",
         "match",
         "next",
+        "pending_snapshot",
         "probe_sent",
         "recent_active",
         "state",
@@ -90,6 +95,8 @@ class Progress:
         self.heartbeat_answered = False
         """An answer to the latest heartbeat arrived (later ones trigger no resend)."""
         self.inflights = Inflights(max_inflight)
+        self.pending_snapshot = 0
+        """In SNAPSHOT: the index of the snapshot sent (0 otherwise)."""
 
     def __repr__(self) -> str:
         return (
@@ -98,9 +105,21 @@ class Progress:
         )
 
     def become_probe(self) -> None:
-        """Go back to one-at-a-time probing from just after ``match``."""
+        """Go back to one-at-a-time probing from just after ``match``.
+
+        Leaving SNAPSHOT, probing starts after the snapshot if it was
+        installed (the follower's match says so), else after ``match``.
+        """
         self.state = ProgressState.PROBE
         self.next = self.match + 1
+        self.pending_snapshot = 0
+        self.probe_sent = False
+        self.inflights.reset()
+
+    def become_snapshot(self, index: int) -> None:
+        """A snapshot up to ``index`` was sent: wait for its outcome."""
+        self.state = ProgressState.SNAPSHOT
+        self.pending_snapshot = index
         self.probe_sent = False
         self.inflights.reset()
 
@@ -115,6 +134,8 @@ class Progress:
         """Whether the leader must hold further appends to this follower."""
         if self.state is ProgressState.PROBE:
             return self.probe_sent
+        if self.state is ProgressState.SNAPSHOT:
+            return True
         return self.inflights.full()
 
     def sent(self, last_index: int, n_entries: int) -> None:
@@ -142,6 +163,8 @@ class Progress:
         ``next_hint`` is where the leader computed it should retry from; it is
         clamped into ``(match, rejected]`` so ``next`` stays above ``match``.
         """
+        if self.state is ProgressState.SNAPSHOT:
+            return False  # the snapshot's own answer decides
         if self.state is ProgressState.REPLICATE:
             if rejected <= self.match:
                 return False  # a rejection older than what we know matched

@@ -21,6 +21,14 @@ means and how a message is handled; everything else is shared:
   With ``check_quorum`` it steps down when a majority has been silent for an
   election timeout.
 
+Snapshots (dissertation §5): a follower whose next entry the leader has
+compacted away gets an :class:`InstallSnapshot` instead of entries, and its
+progress sits in SNAPSHOT until it answers or the driver reports the
+transfer failed. A follower installs a snapshot ahead of its commit index by
+replacing its log, ignores one at or behind its commit index (answering
+where it is), and only commits when its log already holds the snapshot's
+last entry.
+
 Every incoming message first goes through the term check in :meth:`step`:
 a higher term turns the node into a follower of that term (except for the
 PreVote round and votes ignored under a leader's lease), a lower term marks the
@@ -58,6 +66,7 @@ from .messages import (
     AppendResponse,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
     Message,
     Propose,
     VoteRequest,
@@ -65,7 +74,7 @@ from .messages import (
 )
 from .progress import Progress, ProgressState
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
-from .types import NONE, Entry, EntryKind, HardState, NodeId
+from .types import NONE, Entry, EntryKind, HardState, NodeId, SnapshotMeta
 
 
 class Role(Enum):
@@ -79,13 +88,20 @@ class Role(Enum):
 # leave before the Ready that produced them is persisted. A leader may send
 # appends in parallel with its own disk write (dissertation §10.2.1) because
 # it counts itself towards commit only once its write is durable.
-_IMMEDIATE = (AppendEntries, Heartbeat, Propose)
+_IMMEDIATE = (AppendEntries, Heartbeat, Propose, InstallSnapshot)
 
 
 class Raft:
     """One node's protocol state. Driven through :class:`drafty.core.RawNode`."""
 
-    def __init__(self, config: Config, rng: random.Random, hard: HardState, log: RaftLog) -> None:
+    def __init__(
+        self,
+        config: Config,
+        rng: random.Random,
+        hard: HardState,
+        log: RaftLog,
+        snapshot: SnapshotMeta | None = None,
+    ) -> None:
         self.cfg = config
         self.id: NodeId = config.id
         self.voters: tuple[NodeId, ...] = config.voters
@@ -110,6 +126,13 @@ class Raft:
         self.counters: Counter[str] = Counter()
         """Dropped or refused input by reason, and notable events, for metrics."""
         self._broadcast_pending = False
+        if snapshot is None and log.offset:
+            snapshot = SnapshotMeta(log.offset, log.offset_term, config.voters)
+        self.snapshot: SnapshotMeta | None = snapshot
+        """The newest snapshot this node holds (what a leader sends); its index
+        is at least the log's ``offset``."""
+        self.pending_snapshot: SnapshotMeta | None = None
+        """A snapshot received from the leader, for the next Ready to hand out."""
 
     # -- helpers ---------------------------------------------------------
 
@@ -347,7 +370,7 @@ class Raft:
             self._send(VoteResponse(self.id, m.src, self.term, False, pre=m.pre))
 
     def _step_candidate(self, m: Message) -> None:
-        if isinstance(m, (AppendEntries, Heartbeat)):
+        if isinstance(m, (AppendEntries, Heartbeat, InstallSnapshot)):
             # A leader of our own term exists: we lost this election.
             self.become_follower(self.term, m.src)
             self._step_follower(m)
@@ -370,8 +393,31 @@ class Raft:
             self.election_elapsed = 0
             self.log.commit_to(m.commit)
             self._send(HeartbeatResponse(self.id, m.src, self.term))
+        elif isinstance(m, InstallSnapshot):
+            self.leader = m.src
+            self.election_elapsed = 0
+            self._handle_snapshot(m)
         else:
             self.counters["unexpected_message"] += 1
+
+    def _handle_snapshot(self, m: InstallSnapshot) -> None:
+        """Install the leader's snapshot unless our log already has what it covers."""
+        meta, log = m.meta, self.log
+        if meta.index <= log.committed:
+            # Stale or duplicate: say how far we are so the leader moves on.
+            self.counters["stale_snapshot"] += 1
+            self._send(AppendResponse(self.id, m.src, self.term, True, log.committed))
+            return
+        if log.matches(meta.index, meta.term):
+            # Our log holds the snapshot's last entry, so the prefix matches:
+            # nothing to replace, only the commit to learn.
+            log.commit_to(meta.index)
+            self.counters["snapshot_already_in_log"] += 1
+        else:
+            log.restore(meta)
+            self.snapshot = self.pending_snapshot = meta
+            self.counters["snapshots_installed"] += 1
+        self._send(AppendResponse(self.id, m.src, self.term, True, meta.index))
 
     def _handle_append(self, m: AppendEntries) -> None:
         log = self.log
@@ -425,7 +471,7 @@ class Raft:
         elif isinstance(m, Propose):
             self._append_data(m.data)
             self.counters["proposals_forwarded_in"] += 1
-        elif isinstance(m, (AppendEntries, Heartbeat)):
+        elif isinstance(m, (AppendEntries, Heartbeat, InstallSnapshot)):
             # Two leaders in one term would break election safety: refuse.
             self.counters["second_leader_in_term"] += 1
         else:
@@ -454,6 +500,8 @@ class Raft:
         if pr.maybe_update(m.index):
             if pr.state is ProgressState.PROBE:
                 pr.become_replicate()
+            elif pr.state is ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot:
+                pr.become_probe()  # installed: find where its log continues
             if self._maybe_commit():
                 self._broadcast_pending = True
         while self._send_append(m.src, pr):
@@ -470,8 +518,7 @@ class Raft:
         prev = pr.next - 1
         prev_term = log.term(prev)
         if prev_term is None:
-            # Compacted away: needs InstallSnapshot, which lands with snapshots.
-            self.counters["needs_snapshot"] += 1
+            self._send_snapshot(to, pr)
             return False
         entries: list[Entry] = []
         if pr.next <= last:
@@ -483,6 +530,30 @@ class Raft:
         )
         pr.sent(prev + len(entries), len(entries))
         return bool(entries)
+
+    def _send_snapshot(self, to: NodeId, pr: Progress) -> None:
+        """The entries ``to`` needs were compacted away: send our snapshot instead."""
+        snap = self.snapshot
+        if snap is None or snap.index < pr.next - 1:
+            self.counters["snapshot_unavailable"] += 1
+            return
+        self._send(InstallSnapshot(self.id, to, self.term, snap))
+        pr.become_snapshot(snap.index)
+        self.counters["snapshots_sent"] += 1
+
+    def report_snapshot(self, peer: NodeId, ok: bool) -> None:
+        """The driver's transfer of our snapshot to ``peer`` ended (see RawNode)."""
+        pr = self.progress.get(peer) if self.role is Role.LEADER else None
+        if pr is None or pr.state is not ProgressState.SNAPSHOT:
+            return
+        pending = pr.pending_snapshot
+        pr.become_probe()
+        if ok:
+            # Delivered: wait for the follower's answer before probing past it.
+            pr.next = max(pr.next, pending + 1)
+            pr.probe_sent = True
+        else:
+            self.counters["snapshot_transfers_failed"] += 1
 
     def _send_tail_probe(self, to: NodeId, pr: Progress) -> None:
         """An empty append at ``next - 1``, sent even when the window is full.
@@ -546,4 +617,13 @@ def _invalid(m: Message, me: NodeId, peers: tuple[NodeId, ...]) -> str | None:
             return "invalid_message"
     elif isinstance(m, Heartbeat) and m.commit < 0:
         return "invalid_message"
+    elif isinstance(m, InstallSnapshot):
+        meta = m.meta
+        if (
+            meta.index < 1
+            or not 1 <= meta.term <= m.term
+            or not meta.voters
+            or any(v < 1 for v in meta.voters)
+        ):
+            return "invalid_message"
     return None

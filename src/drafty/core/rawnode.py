@@ -14,9 +14,18 @@ advancing a Ready that is not the outstanding one and reporting persistence
 of a Ready that was never advanced.
 
 Restart: construct a RawNode with what storage recovered (hard state, the
-entries after the last snapshot, how far the state machine had applied). The
-core re-delivers committed entries after ``applied`` as soon as they are
-durable, which they already are.
+newest snapshot's description, the entries after it, how far the state
+machine had applied: at least the snapshot's index). The core re-delivers
+committed entries after ``applied`` as soon as they are durable, which they
+already are.
+
+Snapshots: after the driver durably saved a snapshot of its state machine
+at an applied index, :meth:`snapshot_taken` tells the core (a leader sends
+the newest one to followers that need compacted entries) and
+:meth:`compact` drops the log prefix it covers. A leader's InstallSnapshot
+message asks the driver to stream the snapshot's bytes to the follower,
+which steps the message into its core once they have all arrived; the
+leader's driver then calls :meth:`report_snapshot` with the outcome.
 
 Invariants
 ----------
@@ -37,7 +46,7 @@ from .messages import Message
 from .progress import Progress
 from .raft import Raft, Role
 from .ready import Ready, SoftState
-from .types import EMPTY_HARD_STATE, NONE, Entry, HardState, NodeId
+from .types import EMPTY_HARD_STATE, NONE, Entry, HardState, NodeId, SnapshotMeta
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,7 @@ class RawNode:
         applied: int = 0,
         offset: int = 0,
         offset_term: int = 0,
+        snapshot: SnapshotMeta | None = None,
     ) -> None:
         """Start a node from durable state (all defaults: a brand-new node).
 
@@ -106,7 +116,9 @@ class RawNode:
             # append responses wait for it), so adopting the log's term, with
             # no vote cast in it, is safe.
             hard_state = HardState(log.last_term(), NONE, hard_state.commit)
-        self.raft = Raft(config, rng, hard_state, log)
+        if snapshot is not None and snapshot.index < offset:
+            raise StateError(f"snapshot {snapshot.index} is older than the log's start {offset}")
+        self.raft = Raft(config, rng, hard_state, log, snapshot)
         self._prev_hard = hard_state
         self._prev_soft = SoftState(self.raft.role, self.raft.leader)
         self._issued = 0
@@ -147,6 +159,31 @@ class RawNode:
                 raise CoreMisuse(f"proposal data must be bytes, got {type(d).__name__}")
         return self.raft.propose(items)
 
+    def report_snapshot(self, peer: NodeId, ok: bool) -> None:
+        """The transfer of our snapshot to ``peer`` ended: delivered (``ok``) or failed.
+
+        After a failure the leader probes the follower again (and sends a
+        snapshot again if it still needs one)."""
+        self.raft.report_snapshot(peer, ok)
+
+    def snapshot_taken(self, meta: SnapshotMeta) -> None:
+        """The driver durably saved a snapshot of the state machine at ``meta``."""
+        log = self.raft.log
+        if meta.index > log.applied:
+            raise CoreMisuse(f"snapshot at {meta.index} beyond applied {log.applied}")
+        if log.term(meta.index) not in (meta.term, None):
+            raise CoreMisuse(f"snapshot term {meta.term} disagrees with the log at {meta.index}")
+        current = self.raft.snapshot
+        if current is None or meta.index > current.index:
+            self.raft.snapshot = meta
+
+    def compact(self, index: int) -> None:
+        """Drop the log up to ``index`` (covered by a snapshot already taken)."""
+        snap = self.raft.snapshot
+        if snap is None or index > snap.index:
+            raise CoreMisuse(f"compacting to {index} needs a snapshot there first")
+        self.raft.log.compact(index)
+
     # -- output ------------------------------------------------------------
 
     def has_ready(self) -> bool:
@@ -161,6 +198,7 @@ class RawNode:
         log = r.log
         return bool(
             r.msgs
+            or r.pending_snapshot is not None
             or r.msgs_after_persist
             or log.stable < log.last_index()
             or min(log.committed, log.persisted) > log.applied
@@ -188,7 +226,9 @@ class RawNode:
             messages=msgs,
             messages_after_persist=after,
             committed_entries=tuple(r.log.to_apply()),
+            snapshot=r.pending_snapshot,
         )
+        r.pending_snapshot = None
         self._prev_hard, self._prev_soft = hard, soft
         return rd
 
@@ -206,7 +246,8 @@ class RawNode:
                 log.stable = max(log.stable, e.index)
                 break
         if rd.committed_entries:
-            log.applied = rd.committed_entries[-1].index
+            # max: a snapshot installed since ready() may have moved it further.
+            log.applied = max(log.applied, rd.committed_entries[-1].index)
 
     def on_persisted(self, number: int) -> None:
         """Ready ``number`` and every earlier one are durable on this node."""

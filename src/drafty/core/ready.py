@@ -12,12 +12,16 @@ calls ``advance(rd)`` then ``on_persisted(rd.number)``.
 
 Carrying out Ready ``n`` means, in this order:
 
-1. **persist** ``entries`` then ``hard_state`` (entries first, so a recovered
-   commit index never points past the recovered log);
+1. **persist** ``snapshot`` (if any: the driver received its bytes; the log
+   is now empty up to its index), then ``entries``, then ``hard_state``
+   (entries first, so a recovered commit index never points past the
+   recovered log);
 2. **send** ``messages`` at once, and ``messages_after_persist`` only once the
    persist step of Ready ``n`` and of every Ready before it is durable;
-3. **apply** ``committed_entries`` to the state machine, in order, each once;
-   they are already durable on this node, so this need not wait for step 1.
+3. **apply**: restore the state machine from ``snapshot`` (if any), then
+   ``committed_entries``, in order, each once; entries are already durable
+   on this node, so this need not wait for step 1 (a snapshot's restore may
+   go first too: nothing that depends on it leaves before it is durable).
 
 Readies are numbered from 1 with no gaps; each is self-contained, so the core
 may be stepped between ``ready()`` and ``advance()``.
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 
 from .messages import Message
 from .raft import Role
-from .types import Entry, HardState, NodeId
+from .types import Entry, HardState, NodeId, SnapshotMeta
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,10 @@ class Ready:
     committed_entries: tuple[Entry, ...]
     """Apply in order, exactly once. Committed and durable on this node
     (applied <= committed, applied <= persisted)."""
+    snapshot: SnapshotMeta | None = None
+    """A snapshot from the leader: persist it first and restore the state
+    machine from it before ``committed_entries`` (which all follow it)."""
 
     def must_persist(self) -> bool:
         """Whether the persist step has anything to write."""
-        return self.hard_state is not None or bool(self.entries)
+        return self.hard_state is not None or bool(self.entries) or self.snapshot is not None

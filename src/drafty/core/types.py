@@ -77,3 +77,17 @@ class HardState:
 
 
 EMPTY_HARD_STATE: Final = HardState()
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """What a snapshot replaces: the log up to ``index`` (of ``term``), and the
+    cluster configuration in force there. The state itself is the driver's
+    bytes; the core only ever handles this description.
+
+    Room is left for learners and joint configurations (membership).
+    """
+
+    index: int
+    term: int
+    voters: tuple[NodeId, ...]

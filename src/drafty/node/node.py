@@ -68,6 +68,7 @@ from ..core import (
     Entry,
     EntryKind,
     HardState,
+    InstallSnapshot,
     Message,
     NodeId,
     NotLeader,
@@ -277,6 +278,11 @@ class Node:
             return
         step = self.raw.step
         for m in messages:
+            if isinstance(m, InstallSnapshot):
+                # Stepped into the core only with the snapshot's bytes in hand;
+                # their transfer is not built yet (snapshots, issue 9).
+                self.raw.raft.counters["snapshot_without_data"] += 1
+                continue
             step(m)
 
     def submit(

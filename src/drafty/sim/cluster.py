@@ -12,9 +12,12 @@ simulator builds virtual time and faults on top of the same pieces.
 
 Processing a Ready persists synchronously (so ``messages_after_persist`` may
 leave at once), sends both message lists into the network, and applies the
-committed entries. Links can be cut one way or both ways; a message on a cut
-link is dropped when sent. A crashed node loses everything but its disk and
-comes back from it on restart.
+committed entries. Snapshots are descriptions only here (there is no state
+machine to serialise): :meth:`MemoryCluster.compact` records one at an
+applied index and drops the log prefix, and a node that installs one from
+its leader starts its applied list over after it. Links can be cut one way
+or both ways; a message on a cut link is dropped when sent. A crashed node
+loses everything but its disk and comes back from it on restart.
 
 Invariants: a node's ``applied`` list only grows, by consecutive indexes,
 and only with entries its RawNode handed out as committed.
@@ -26,7 +29,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ..core import Config, Entry, HardState, Message, NodeId, RawNode, Ready
+from ..core import Config, Entry, HardState, Message, NodeId, RawNode, Ready, SnapshotMeta
 from ..core.types import EMPTY_HARD_STATE
 
 
@@ -36,15 +39,29 @@ class MemoryDisk:
 
     hard_state: HardState = EMPTY_HARD_STATE
     entries: list[Entry] = field(default_factory=list)
+    """Entries after ``snapshot`` (all of them when there is none)."""
+    snapshot: SnapshotMeta | None = None
+
+    @property
+    def offset(self) -> int:
+        return self.snapshot.index if self.snapshot is not None else 0
 
     def persist(self, rd: Ready) -> None:
-        """Write a Ready's persist step: entries first, then hard state."""
+        """Write a Ready's persist step: snapshot, entries, then hard state."""
+        if rd.snapshot is not None:
+            self.snapshot = rd.snapshot
+            self.entries = []
         if rd.entries:
             first = rd.entries[0].index
-            del self.entries[first - 1 :]
+            del self.entries[first - self.offset - 1 :]
             self.entries.extend(rd.entries)
         if rd.hard_state is not None:
             self.hard_state = rd.hard_state
+
+    def compact(self, meta: SnapshotMeta) -> None:
+        """Keep snapshot ``meta`` and drop the entries it covers."""
+        del self.entries[: meta.index - self.offset]
+        self.snapshot = meta
 
 
 @dataclass
@@ -56,6 +73,9 @@ class SimNode:
     disk: MemoryDisk
     applied: list[Entry] = field(default_factory=list)
     up: bool = True
+    installed: SnapshotMeta | None = None
+    """The last snapshot this node installed from its leader (its applied
+    list then starts over after it)."""
 
 
 class MemoryCluster:
@@ -84,11 +104,16 @@ class MemoryCluster:
 
     def _make_raw(self, node: NodeId, disk: MemoryDisk, restarts: int) -> RawNode:
         rng = random.Random(f"{self.seed}/{node}/{restarts}")
+        snap = disk.snapshot
         return RawNode(
             self.config(node),
             rng,
             hard_state=disk.hard_state,
             entries=list(disk.entries),
+            offset=disk.offset,
+            offset_term=snap.term if snap is not None else 0,
+            applied=disk.offset,
+            snapshot=snap,
         )
 
     # -- driving ---------------------------------------------------------
@@ -104,10 +129,26 @@ class MemoryCluster:
         n.raw.on_persisted(rd.number)
         self.send(rd.messages)
         self.send(rd.messages_after_persist)
+        if rd.snapshot is not None:
+            n.installed = rd.snapshot
+            n.applied = []
         for e in rd.committed_entries:
-            assert not n.applied or e.index == n.applied[-1].index + 1, "apply gap"
+            last = n.applied[-1].index if n.applied else (n.installed.index if n.installed else 0)
+            assert not (n.applied or n.installed) or e.index == last + 1, "apply gap"
             n.applied.append(e)
         return rd
+
+    def compact(self, node: NodeId, index: int) -> SnapshotMeta:
+        """``node`` snapshots its state at applied ``index`` and compacts its log."""
+        n = self.nodes[node]
+        raft = n.raw.raft
+        term = raft.log.term(index)
+        assert term is not None, f"entry {index} is not in node {node}'s log"
+        meta = SnapshotMeta(index, term, raft.voters)
+        n.raw.snapshot_taken(meta)
+        n.raw.compact(index)
+        n.disk.compact(meta)
+        return meta
 
     def send(self, msgs: Iterable[Message]) -> None:
         for m in msgs:

@@ -41,8 +41,10 @@ from ..core import (
     EntryKind,
     Heartbeat,
     HeartbeatResponse,
+    InstallSnapshot,
     Message,
     Propose,
+    SnapshotMeta,
     VoteRequest,
     VoteResponse,
 )
@@ -73,6 +75,7 @@ _KINDS: dict[type, int] = {
     Heartbeat: 5,
     HeartbeatResponse: 6,
     Propose: 7,
+    InstallSnapshot: 8,
 }
 _ENTRY_KINDS = {k.value: k for k in EntryKind}
 
@@ -98,6 +101,9 @@ def _message_out(m: Message) -> list[Any]:
         return [code, m.src, m.dst, m.term, m.commit]
     if isinstance(m, HeartbeatResponse):
         return [code, m.src, m.dst, m.term]
+    if isinstance(m, InstallSnapshot):
+        meta = m.meta
+        return [code, m.src, m.dst, m.term, meta.index, meta.term, list(meta.voters)]
     return [code, m.src, m.dst, m.term, list(m.data)]
 
 
@@ -189,7 +195,7 @@ def _message_in(v: Any) -> Message:
     if not fields:
         raise DecodeError("message: empty array")
     code = fields[0]
-    shapes = {1: 7, 2: 6, 3: 8, 4: 8, 5: 5, 6: 4, 7: 5}
+    shapes = {1: 7, 2: 6, 3: 8, 4: 8, 5: 5, 6: 4, 7: 5, 8: 7}
     if type(code) is not int or code not in shapes or len(fields) != shapes[code]:
         shown = code if type(code) is int else type(code).__name__
         raise DecodeError(f"message kind {shown} with {len(fields)} fields is unknown")
@@ -217,6 +223,11 @@ def _message_in(v: Any) -> Message:
         return Heartbeat(src, dst, term, _int(rest[0], "commit"))
     if code == 6:
         return HeartbeatResponse(src, dst, term)
+    if code == 8:
+        voters = tuple(_int(v, "voter", 1) for v in _list(rest[2], "voters"))
+        meta = SnapshotMeta(_int(rest[0], "snapshot index", 1), _int(rest[1], "snapshot term", 1),
+                            voters)  # fmt: skip
+        return InstallSnapshot(src, dst, term, meta)
     data = tuple(_bytes(d, "proposal") for d in _list(rest[0], "proposals"))
     return Propose(src, dst, term, data)
 
