@@ -67,6 +67,14 @@ class DuplicateFilter:
         self._seen: dict[int, tuple[int, int]] = {}
         """origin -> (newest incarnation, highest request applied), this term."""
 
+    def export(self) -> tuple[int, dict[int, tuple[int, int]]]:
+        """The term and its records (for snapshots)."""
+        return self.term, dict(self._seen)
+
+    def load(self, term: int, seen: dict[int, tuple[int, int]]) -> None:
+        """Replace the records with a snapshot's."""
+        self.term, self._seen = term, dict(seen)
+
     def admit(
         self, entry_term: int, proposed_term: int, origin: int, incarnation: int, request: int
     ) -> Admission:

@@ -75,10 +75,12 @@ from ..core import (
     RawNode,
     Ready,
     Role,
+    SnapshotMeta,
     SoftState,
     Status,
 )
-from ..core.errors import DraftyError
+from ..core.errors import CoreMisuse, DraftyError
+from . import snapshot as snapshot_payload
 from .api import OutcomeUnknown, Refused, SessionExpired, StateMachine, StateMachineError
 from .clock import DEFAULT_CLOCK_INTERVAL_MS, DEFAULT_MAX_LEAD_MS, Instant, LeaderClock
 from .dedupe import Admission, DuplicateFilter
@@ -207,6 +209,7 @@ class Node:
         now: Instant,
         options: NodeOptions | None = None,
         observer: Observer | None = None,
+        snapshot: bytes | None = None,
     ) -> None:
         if incarnation < 1:
             raise ValueError("incarnation must be a positive integer")
@@ -240,6 +243,8 @@ class Node:
         self._replies: list[Reply] = []
         self._stamp_mono = now.mono_ms
         self._stamped_index = 0
+        if snapshot is not None:
+            self._restore(snapshot)
 
     # -- facts -----------------------------------------------------------------
 
@@ -259,6 +264,30 @@ class Node:
 
     def status(self) -> Status:
         return self.raw.status()
+
+    # -- snapshots -----------------------------------------------------------------
+
+    def capture(self) -> tuple[SnapshotMeta, bytes]:
+        """A snapshot of the state applied so far: its description and payload.
+
+        The payload holds the state machine, the sessions, log time and the
+        duplicate filter (:mod:`drafty.node.snapshot`); saving it durably and
+        telling the core (``raw.snapshot_taken``) is the caller's.
+        """
+        r = self.raw.raft
+        index = self.applied
+        term = r.log.term(index)
+        if term is None:
+            raise CoreMisuse(f"applied index {index} is no longer in the log")
+        payload = snapshot_payload.encode(self.machine, self.sessions, self.filter)
+        return SnapshotMeta(index, term, r.voters), payload
+
+    def _restore(self, payload: bytes) -> None:
+        """Start from a snapshot's payload (the core starts after its index)."""
+        snapshot_payload.decode(payload, self.machine, self.sessions, self.filter)
+        # Restored log time may be this node's own reading: it lends no lead.
+        self.clock.observe(self.id, self.sessions.now, self._now.mono_ms)
+        self.applied_term = self.raw.raft.log.offset_term
 
     # -- input -------------------------------------------------------------------
 

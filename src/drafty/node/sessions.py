@@ -143,3 +143,15 @@ class SessionTable:
 
     def get(self, client: int) -> Session | None:
         return self._sessions.get(client)
+
+    def items(self) -> list[tuple[int, Session]]:
+        """Every session, least recently used first (for snapshots)."""
+        return list(self._sessions.items())
+
+    def load(self, now: int, sessions: list[tuple[int, Session]]) -> None:
+        """Replace the table with a snapshot's (least recently used first)."""
+        self.now = now
+        self._sessions = OrderedDict(sessions)
+        while len(self._sessions) > self.max_sessions:
+            self._sessions.popitem(last=False)
+            self.evicted += 1

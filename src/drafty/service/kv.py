@@ -30,7 +30,7 @@ from typing import Final
 
 import msgpack
 
-from .resp import OK, Error, Reply
+from .resp import OK, Error, Reply, Simple
 
 MAX_INT: Final = (1 << 63) - 1
 MIN_INT: Final = -(1 << 63)
@@ -233,6 +233,17 @@ class KVStore:
         packed: bytes = msgpack.packb(list(self.data.items()), use_bin_type=True)
         return packed
 
+    @staticmethod
+    def encode_result(reply: Reply) -> bytes:
+        """A reply as bytes, for the session table in snapshots."""
+        packed: bytes = msgpack.packb(reply, use_bin_type=True, default=_reply_ext)
+        return packed
+
+    @staticmethod
+    def decode_result(data: bytes) -> Reply:
+        reply: Reply = msgpack.unpackb(data, raw=False, ext_hook=_reply_from_ext)
+        return reply
+
     def restore(self, data: bytes) -> None:
         items = msgpack.unpackb(data, raw=True, use_list=False)
         self.data = {bytes(k): bytes(v) for k, v in items}
@@ -365,3 +376,22 @@ def decode_command(command: bytes) -> list[bytes] | None:
     if type(argv) is not list or not argv or not all(type(a) is bytes for a in argv):
         return None
     return argv
+
+
+_SIMPLE, _ERROR = 1, 2
+
+
+def _reply_ext(v: object) -> msgpack.ExtType:
+    if isinstance(v, Simple):
+        return msgpack.ExtType(_SIMPLE, v.text.encode())
+    if isinstance(v, Error):
+        return msgpack.ExtType(_ERROR, v.text.encode())
+    raise TypeError(f"not a reply: {type(v).__name__}")
+
+
+def _reply_from_ext(code: int, data: bytes) -> object:
+    if code == _SIMPLE:
+        return Simple(data.decode())
+    if code == _ERROR:
+        return Error(data.decode())
+    raise ValueError(f"unknown reply type {code}")
