@@ -26,6 +26,8 @@ from .messages import (
     InstallSnapshot,
     Message,
     Propose,
+    SnapshotAck,
+    SnapshotChunk,
     VoteRequest,
     VoteResponse,
 )
@@ -57,6 +59,8 @@ __all__ = [
     "RawNode",
     "Ready",
     "Role",
+    "SnapshotAck",
+    "SnapshotChunk",
     "SnapshotMeta",
     "SoftState",
     "StateError",

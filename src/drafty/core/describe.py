@@ -19,6 +19,8 @@ from .messages import (
     InstallSnapshot,
     Message,
     Propose,
+    SnapshotAck,
+    SnapshotChunk,
     VoteRequest,
     VoteResponse,
 )
@@ -70,6 +72,12 @@ def message(m: Message) -> str:
         return head
     if isinstance(m, InstallSnapshot):
         return f"{head} {snapshot(m.meta)}"
+    if isinstance(m, SnapshotChunk):
+        end = m.offset + len(m.data)
+        return f"{head} {snapshot(m.meta)} transfer={m.transfer} bytes={m.offset}..{end}/{m.total}"
+    if isinstance(m, SnapshotAck):
+        status = {0: "progress", 1: "installed", 2: "refused"}.get(m.status, str(m.status))
+        return f"{head} transfer={m.transfer} received={m.received} {status}"
     assert isinstance(m, Propose)
     return f"{head} {', '.join(_data(d) for d in m.data)}"
 

@@ -27,6 +27,11 @@ The kinds:
   bytes (in chunks) and steps this message in once they are all received.
   The follower answers with an :class:`AppendResponse` (``index`` is its
   match after the snapshot, or its commit index if the snapshot was stale).
+- :class:`SnapshotChunk` / :class:`SnapshotAck`: the snapshot's bytes, in
+  chunks with flow control. They travel the same wire but belong to the node
+  layer (:mod:`drafty.node.transfer`), which steps the InstallSnapshot above
+  into the core once every byte is in hand and checked; the core never sees
+  them (it drops and counts them if handed one).
 
 Room is left for TimeoutNow and ReadIndex messages.
 """
@@ -146,6 +151,41 @@ class InstallSnapshot:
     meta: SnapshotMeta
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotChunk:
+    """``data`` is bytes ``offset ..`` of snapshot file ``meta`` (``total`` bytes),
+    in transfer ``transfer`` (a number the sender never reuses)."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    meta: SnapshotMeta
+    transfer: int
+    offset: int
+    total: int
+    data: bytes
+
+
+ACK_PROGRESS = 0
+"""SnapshotAck status: ``received`` bytes are in hand; send on."""
+ACK_INSTALLED = 1
+"""SnapshotAck status: every byte arrived, checked, and went to the core."""
+ACK_REFUSED = 2
+"""SnapshotAck status: the receiver gave this transfer up; start over if needed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotAck:
+    """The receiver of transfer ``transfer`` holds its first ``received`` bytes."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    transfer: int
+    received: int
+    status: int
+
+
 Message = (
     VoteRequest
     | VoteResponse
@@ -155,6 +195,8 @@ Message = (
     | HeartbeatResponse
     | Propose
     | InstallSnapshot
+    | SnapshotChunk
+    | SnapshotAck
 )
 """Any message of the protocol."""
 
@@ -167,4 +209,6 @@ MESSAGE_TYPES: tuple[type, ...] = (
     HeartbeatResponse,
     Propose,
     InstallSnapshot,
+    SnapshotChunk,
+    SnapshotAck,
 )

@@ -69,6 +69,8 @@ from .messages import (
     InstallSnapshot,
     Message,
     Propose,
+    SnapshotAck,
+    SnapshotChunk,
     VoteRequest,
     VoteResponse,
 )
@@ -595,6 +597,8 @@ class Raft:
 
 def _invalid(m: Message, me: NodeId, peers: tuple[NodeId, ...]) -> str | None:
     """Why a message must be dropped before it touches any state, or None."""
+    if isinstance(m, (SnapshotChunk, SnapshotAck)):
+        return "transfer_message_in_core"  # the node layer's (drafty.node.transfer)
     if m.dst != me:
         return "wrong_destination"
     if m.src not in peers:

@@ -11,8 +11,21 @@ node that took the request is the caller's answer.
 
 ``apply`` must be deterministic (no clocks, randomness, or I/O whose result
 can differ between nodes) and must not raise for a bad command: return an
-error value instead. ``snapshot`` / ``restore`` serialise the whole state
-(log compaction will use them).
+error value instead. ``snapshot`` / ``restore`` serialise the whole state;
+the node takes snapshots to compact its log and sends them to followers that
+fell too far behind.
+
+Snapshots and the event loop: ``snapshot`` runs on the node's event loop, so
+a big state stalls it for as long as serialising takes. A state machine that
+can take a consistent view cheaply implements :class:`StreamingStateMachine`
+as well: ``snapshot_view`` (on the loop, cheap: a copy-on-write mark, a list
+of keys) returns a :class:`SnapshotView` whose ``chunks`` run in another
+thread while ``apply`` goes on, and must yield the state as it was when the
+view was taken; ``close`` is called on the loop once the chunks are written
+(or the save failed). ``restore_view`` receives what the chunks yielded,
+joined, as a memoryview (no copy of a large snapshot is made). A state
+machine that cannot copy cheaply and has a big state should keep the
+snapshot threshold high (``snapshot_entries``) so the stalls are rare.
 
 A submitted command ends in exactly one of these ways:
 
@@ -32,7 +45,8 @@ indefinite one; every error a client sees says which it is.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
 
 from ..core import NONE, DraftyError, NodeId
 
@@ -50,6 +64,31 @@ class StateMachine(Protocol):
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with a snapshot's."""
+        ...
+
+
+class SnapshotView(Protocol):
+    """A consistent image of a state machine, serialised off the event loop."""
+
+    def chunks(self) -> Iterator[bytes]:
+        """The state as it was when the view was taken, in pieces (any thread)."""
+        ...
+
+    def close(self) -> None:
+        """The view is no longer needed (called on the loop, exactly once)."""
+        ...
+
+
+@runtime_checkable
+class StreamingStateMachine(StateMachine, Protocol):
+    """A state machine whose snapshots do not stall the event loop."""
+
+    def snapshot_view(self) -> SnapshotView:
+        """Take a consistent view now, cheaply; at most one is open at a time."""
+        ...
+
+    def restore_view(self, data: memoryview) -> None:
+        """Replace the whole state with the joined chunks of a view."""
         ...
 
 

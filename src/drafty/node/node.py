@@ -18,17 +18,20 @@ Inputs (each clock reading is an :class:`~drafty.node.clock.Instant`):
   returns a request number at once; the outcome comes later as a
   :class:`Reply`;
 - :meth:`synced`: the fsync asked for by :attr:`Actions.sync` is done;
+- :meth:`job_done`: a job of :attr:`Actions.jobs` ran off the loop;
 - :meth:`fail` (the disk or the host failed: fatal) and :meth:`stop`.
 
 Output: after any input, :meth:`take` returns :class:`Actions`, to be carried
 out in this order:
 
-1. ``writes``, in order (each an entries-then-hard-state record of the log);
+1. ``writes``, in order (each a compaction, entries, then hard state);
 2. ``sync``: when not 0, make every write so far durable (one fsync), then
    call :meth:`synced` with that number. At most one is asked for at a time;
 3. ``messages``: send (those that promise durable state are released only by
    :meth:`synced`);
-4. ``replies``: hand each to the caller of its request.
+4. ``replies``: hand each to the caller of its request;
+5. ``jobs``: run each off the loop (:mod:`drafty.node.ports`), then call
+   :meth:`job_done`.
 
 A request ends in one reply (see :mod:`drafty.node.api` for what each
 outcome promises): its entry applied (the state machine's result, or the
@@ -45,6 +48,20 @@ kind: open a session, move the clock, or run the command through the session
 table and the state machine. Every step depends only on the log, so every
 replica does the same.
 
+Snapshots (with a :class:`~drafty.node.ports.SnapshotFiles` port): once
+``snapshot_entries`` entries (or ``snapshot_bytes`` of entry data) applied
+since the last snapshot, the node takes one: the session table, log time and
+the duplicate filter are encoded at once, the state machine gives a view
+(:mod:`drafty.node.api`), and a :class:`~drafty.node.ports.SaveSnapshot`
+job serialises and saves it off the loop. When it is durable the core
+learns of it and the log is compacted, on disk (a write with ``compact``)
+and in memory, keeping ``snapshot_keep_entries`` entries behind it for
+followers that are only a little behind. Followers further behind get the
+snapshot streamed (:mod:`drafty.node.transfer`); a follower installs it
+when the core hands it out in a Ready: the state is restored from the
+payload, the log is compacted (reset if it does not hold the snapshot's last
+entry), and requests that may be inside the snapshot get OutcomeUnknown.
+
 Invariants
 ----------
 - Messages of ``messages_after_persist`` of Ready ``n`` are released only
@@ -57,17 +74,12 @@ Invariants
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Protocol
 
 from ..core import (
     Entry,
     EntryKind,
-    HardState,
     InstallSnapshot,
     Message,
     NodeId,
@@ -75,126 +87,24 @@ from ..core import (
     RawNode,
     Ready,
     Role,
+    SnapshotAck,
+    SnapshotChunk,
     SnapshotMeta,
     SoftState,
     Status,
 )
 from ..core.errors import CoreMisuse, DraftyError
 from . import snapshot as snapshot_payload
-from .api import OutcomeUnknown, Refused, SessionExpired, StateMachine, StateMachineError
-from .clock import DEFAULT_CLOCK_INTERVAL_MS, DEFAULT_MAX_LEAD_MS, Instant, LeaderClock
+from .actions import Actions, Applied, DiskWrite, NodeOptions, Observer, Quiet, Verdict
+from .api import OutcomeUnknown, Refused, SnapshotView, StateMachine, StreamingStateMachine
+from .apply import execute, outcome
+from .clock import Instant, LeaderClock
 from .dedupe import Admission, DuplicateFilter
 from .envelope import Envelope, EnvelopeError, Kind, pack, unpack
-from .sessions import DEFAULT_MAX_SESSIONS, DEFAULT_TTL_MS, Check, SessionTable
-
-
-@dataclass(frozen=True, slots=True)
-class NodeOptions:
-    """Limits and periods of the node layer (the core has its own Config)."""
-
-    request_timeout_ms: int = 5000
-    """How long a request waits for its entry to apply before OutcomeUnknown."""
-    session_ttl_ms: int = DEFAULT_TTL_MS
-    max_sessions: int = DEFAULT_MAX_SESSIONS
-    clock_interval_ms: int = DEFAULT_CLOCK_INTERVAL_MS
-    """A leader stamps log time at least this often while the log grows."""
-    max_clock_lead_ms: int = DEFAULT_MAX_LEAD_MS
-    """How far past the other nodes' stamps this node's clock may move log time."""
-    max_pending: int = 65536
-    """Requests waiting for an outcome on this node; more are refused."""
-
-    def __post_init__(self) -> None:
-        for name in (
-            "request_timeout_ms",
-            "session_ttl_ms",
-            "max_sessions",
-            "clock_interval_ms",
-            "max_pending",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.max_clock_lead_ms < 0:
-            raise ValueError("max_clock_lead_ms must be >= 0")
-
-
-@dataclass(frozen=True, slots=True)
-class DiskWrite:
-    """Append ``entries`` (an entry at i replaces every stored entry >= i),
-    then record ``hard_state`` if not None. ``seq`` numbers writes from 1."""
-
-    seq: int
-    entries: tuple[Entry, ...]
-    hard_state: HardState | None
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """The outcome of request ``request``: ``error`` if not None, else ``value``."""
-
-    request: int
-    value: Any = None
-    error: DraftyError | None = None
-    index: int = 0
-    """The log index whose application decided it (0: decided otherwise)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Actions:
-    """What to do now; see the module docstring for the order."""
-
-    writes: tuple[DiskWrite, ...] = ()
-    sync: int = 0
-    messages: tuple[Message, ...] = ()
-    replies: tuple[Reply, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.writes or self.sync or self.messages or self.replies)
-
-
-class Verdict(Enum):
-    """What applying one entry did."""
-
-    EXECUTED = "executed"
-    DUPLICATE = "answered from its session"
-    SESSION_STALE = "stale session request"
-    SESSION_EXPIRED = "unknown session"
-    OPENED = "opened a session"
-    CLOCK = "moved the clock"
-    REJECTED = "rejected"
-    NOOP = "no-op"
-    MALFORMED = "malformed"
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """One applied entry, for observers: what it carried and what it did."""
-
-    entry: Entry
-    envelope: Envelope | None
-    verdict: Verdict
-    admission: Admission | None
-    result: Any
-
-
-class Observer(Protocol):
-    """Hooks for tracing and checking; every method is called synchronously."""
-
-    def on_ready(self, node: Node, rd: Ready) -> None: ...
-
-    def on_propose(self, node: Node, envelope: Envelope, index: int | None) -> None: ...
-
-    def on_applied(self, node: Node, applied: Applied) -> None: ...
-
-
-class _Quiet:
-    def on_ready(self, node: Node, rd: Ready) -> None:
-        pass
-
-    def on_propose(self, node: Node, envelope: Envelope, index: int | None) -> None:
-        pass
-
-    def on_applied(self, node: Node, applied: Applied) -> None:
-        pass
+from .ports import FinishReceive, Job, SaveSnapshot, SnapshotFiles
+from .requests import Reply, Waiting
+from .sessions import SessionTable
+from .transfer import Installable, Transfers
 
 
 class Node:
@@ -209,8 +119,11 @@ class Node:
         now: Instant,
         options: NodeOptions | None = None,
         observer: Observer | None = None,
-        snapshot: bytes | None = None,
+        snapshot: bytes | memoryview | None = None,
+        files: SnapshotFiles | None = None,
     ) -> None:
+        """``snapshot``: the payload of ``raw``'s snapshot to start from;
+        ``files``: where snapshots live (None: this node takes and sends none)."""
         if incarnation < 1:
             raise ValueError("incarnation must be a positive integer")
         self.raw = raw
@@ -218,33 +131,43 @@ class Node:
         self.id: NodeId = raw.raft.id
         self.incarnation = incarnation
         self.options = opts = options or NodeOptions()
-        self.observer: Observer = observer or _Quiet()
+        self.observer: Observer = observer or Quiet()
+        self.files = files
         self.sessions = SessionTable(opts.session_ttl_ms, opts.max_sessions)
         self.filter = DuplicateFilter()
         self.clock = LeaderClock(self.id, opts.max_clock_lead_ms)
+        self.waiting = Waiting(opts.request_timeout_ms)
+        self.transfers = Transfers(self.id, incarnation, files, opts.transfer,
+                                   counters=raw.raft.counters) if files else None  # fmt: skip
         self.applied = raw.raft.log.applied
-        self.applied_term = 0
+        self.applied_term = raw.raft.log.term(self.applied) or 0
         self.failure: BaseException | None = None
         self.stopped = False
         self._now = now
         self._role = raw.raft.role
         self._next_request = 1
-        self._pending: dict[int, int] = {}
-        """Request -> the term it was proposed in (its entry can only be of that term)."""
-        self._pending_at: dict[int, int] = {}
-        """Index -> request, for requests this node appended as leader."""
-        self._deadlines: list[tuple[int, int]] = []
         self._write_seq = 0
         self._synced = 0
         self._sync_in_flight = False
         self._persisting: deque[tuple[int, int, tuple[Message, ...]]] = deque()
         self._writes: list[DiskWrite] = []
         self._messages: list[Message] = []
-        self._replies: list[Reply] = []
+        self._jobs: list[Job] = []
         self._stamp_mono = now.mono_ms
         self._stamped_index = 0
+        snap = raw.raft.snapshot
+        self.snapshot_index = snap.index if snap is not None else 0
+        """Index of the newest snapshot this node holds (0: none)."""
+        self._applied_bytes = 0
+        """Bytes of entry data applied since ``snapshot_index``."""
+        self._saving: tuple[SaveSnapshot, SnapshotView | None] | None = None
+        self._save_after_ms = 0
+        self._installing: Installable | None = None
         if snapshot is not None:
+            if snap is None or raw.raft.log.applied != snap.index:
+                raise CoreMisuse("a snapshot payload needs the core started at its snapshot")
             self._restore(snapshot)
+            self.observer.on_restored(self, snap)
 
     # -- facts -----------------------------------------------------------------
 
@@ -260,7 +183,11 @@ class Node:
     @property
     def pending(self) -> int:
         """Requests waiting for their outcome."""
-        return len(self._pending)
+        return len(self.waiting)
+
+    @property
+    def _replies(self) -> list[Reply]:
+        return self.waiting.replies
 
     def status(self) -> Status:
         return self.raw.status()
@@ -268,26 +195,106 @@ class Node:
     # -- snapshots -----------------------------------------------------------------
 
     def capture(self) -> tuple[SnapshotMeta, bytes]:
-        """A snapshot of the state applied so far: its description and payload.
-
-        The payload holds the state machine, the sessions, log time and the
-        duplicate filter (:mod:`drafty.node.snapshot`); saving it durably and
-        telling the core (``raw.snapshot_taken``) is the caller's.
-        """
-        r = self.raw.raft
-        index = self.applied
-        term = r.log.term(index)
-        if term is None:
-            raise CoreMisuse(f"applied index {index} is no longer in the log")
+        """A snapshot of the state applied so far, its description and whole
+        payload, made on the caller's thread (for tests and tools; a running
+        node takes snapshots with jobs)."""
         payload = snapshot_payload.encode(self.machine, self.sessions, self.filter)
-        return SnapshotMeta(index, term, r.voters), payload
+        return self._meta_now(), payload
 
-    def _restore(self, payload: bytes) -> None:
-        """Start from a snapshot's payload (the core starts after its index)."""
+    def _meta_now(self) -> SnapshotMeta:
+        r = self.raw.raft
+        if r.log.term(self.applied) is None:
+            raise CoreMisuse(f"applied index {self.applied} is no longer in the log")
+        return SnapshotMeta(self.applied, self.applied_term, r.voters)
+
+    def _restore(self, payload: bytes | memoryview) -> None:
+        """Take the state of a snapshot's payload (the core is already past it)."""
         snapshot_payload.decode(payload, self.machine, self.sessions, self.filter)
         # Restored log time may be this node's own reading: it lends no lead.
         self.clock.observe(self.id, self.sessions.now, self._now.mono_ms)
-        self.applied_term = self.raw.raft.log.offset_term
+        self._applied_bytes = 0
+
+    def _maybe_snapshot(self) -> None:
+        o = self.options
+        if (
+            self.files is None
+            or self._saving is not None
+            or self._now.mono_ms < self._save_after_ms
+            or self.applied <= self.snapshot_index
+            or not (
+                (o.snapshot_entries and self.applied - self.snapshot_index >= o.snapshot_entries)
+                or (o.snapshot_bytes and self._applied_bytes >= o.snapshot_bytes)
+            )
+        ):
+            return
+        meta = self._meta_now()
+        try:
+            head = snapshot_payload.encode_head(self.machine, self.sessions, self.filter)
+            view: SnapshotView | None = None
+            if isinstance(self.machine, StreamingStateMachine):
+                view = self.machine.snapshot_view()
+                pieces = snapshot_payload.chunks(head, view.chunks())
+            else:
+                pieces = snapshot_payload.chunks(head, (self.machine.snapshot(),))
+        except snapshot_payload.SnapshotError:
+            self.raw.raft.counters["snapshot_unencodable"] += 1
+            self._save_after_ms = self._now.mono_ms + o.snapshot_retry_ms
+            return
+        job = SaveSnapshot(meta, self.files, pieces)
+        self._saving = (job, view)
+        self._applied_bytes = 0
+        self._jobs.append(job)
+
+    def _saved(self, job: SaveSnapshot, error: BaseException | None) -> None:
+        assert self._saving is not None and self._saving[0] is job
+        view = self._saving[1]
+        self._saving = None
+        if view is not None:
+            view.close()
+        r = self.raw.raft
+        if error is not None:
+            r.counters["snapshot_save_failed"] += 1
+            self._save_after_ms = self._now.mono_ms + self.options.snapshot_retry_ms
+            return
+        meta = job.meta
+        r.counters["snapshots_taken"] += 1
+        if meta.index <= self.snapshot_index:
+            return  # an installed snapshot overtook it
+        self.raw.snapshot_taken(meta)
+        self.snapshot_index = meta.index
+        upto = meta.index - self.options.snapshot_keep_entries
+        term = r.log.term(upto) if upto > r.log.offset else None
+        if term is not None:
+            self.raw.compact(upto)
+            self._write_seq += 1
+            self._writes.append(DiskWrite(self._write_seq, (), None, compact=(upto, term)))
+
+    def _install(self, got: Installable) -> None:
+        """A received snapshot is checked: step it into the core, bytes in hand."""
+        r = self.raw.raft
+        if r.role is not Role.FOLLOWER or r.term != got.term:
+            r.counters["snapshot_install_stale"] += 1
+            return
+        self._installing = got
+        self.raw.step(InstallSnapshot(got.src, self.id, got.term, got.meta))
+        assert self.transfers is not None
+        self.transfers.installed(got)
+
+    def _installed(self, meta: SnapshotMeta) -> None:
+        """The core installed ``meta``: restore the state from its payload."""
+        got = self._installing
+        if got is None or got.meta != meta:
+            raise CoreMisuse(f"the core installed {meta} without its payload")
+        self._installing = None
+        self._restore(got.payload)
+        self.applied, self.applied_term = meta.index, meta.term
+        self.snapshot_index = meta.index
+        self.waiting.unknown_upto(meta.index, meta.term)
+        self.observer.on_restored(self, meta)
+
+    def _needs(self, meta: SnapshotMeta) -> bool:
+        log = self.raw.raft.log
+        return meta.index > log.committed and not log.matches(meta.index, meta.term)
 
     # -- input -------------------------------------------------------------------
 
@@ -297,22 +304,35 @@ class Node:
         if not self.active:
             return
         self.raw.tick()
-        self._expire(now)
+        self.waiting.expire(now.mono_ms)
         self._maybe_stamp_clock(now)
+        if self.transfers is not None:
+            self.transfers.tick(now.mono_ms)
 
     def receive(self, messages: Iterable[Message], now: Instant) -> None:
-        """Messages from peers (bad ones are dropped and counted by the core)."""
+        """Messages from peers (bad ones are dropped and counted)."""
         self._now = now
         if not self.active:
             return
-        step = self.raw.step
+        raw, t = self.raw, self.transfers
         for m in messages:
-            if isinstance(m, InstallSnapshot):
-                # Stepped into the core only with the snapshot's bytes in hand;
-                # their transfer is not built yet (snapshots, issue 9).
-                self.raw.raft.counters["snapshot_without_data"] += 1
-                continue
-            step(m)
+            if isinstance(m, SnapshotChunk):
+                if t is None or m.dst != self.id:
+                    raw.raft.counters["snapshot_chunk_dropped"] += 1
+                    continue
+                r = raw.raft
+                meta = t.on_chunk(m, now.mono_ms, term=r.term, follower=r.role is Role.FOLLOWER,
+                                  needed=self._needs)  # fmt: skip
+                if meta is not None:
+                    raw.step(InstallSnapshot(m.src, self.id, m.term, meta))
+            elif isinstance(m, SnapshotAck):
+                if t is not None and m.dst == self.id:
+                    t.on_ack(m, now.mono_ms)
+            elif isinstance(m, InstallSnapshot):
+                # Only ever stepped with the bytes in hand (drafty.node.transfer).
+                raw.raft.counters["snapshot_without_data"] += 1
+            else:
+                raw.step(m)
 
     def submit(
         self,
@@ -349,6 +369,21 @@ class Node:
         if last:
             self.raw.on_persisted(last)
 
+    def job_done(self, job: Job, result: object = None, error: BaseException | None = None,
+                 now: Instant | None = None) -> None:  # fmt: skip
+        """A job of :attr:`Actions.jobs` ran: its result, or the exception it raised."""
+        if now is not None:
+            self._now = now
+        if isinstance(job, SaveSnapshot):
+            if self._saving is not None and self._saving[0] is job:
+                self._saved(job, error if self.active else None)
+        elif self.transfers is not None and self.active:
+            assert isinstance(job, FinishReceive)
+            payload = result if isinstance(result, (bytes, memoryview)) else None
+            got = self.transfers.finished(job, payload, error)
+            if got is not None:
+                self._install(got)
+
     def fail(self, error: BaseException) -> None:
         """A fatal failure (a write or fsync failed): stop everything, answer callers."""
         if self.failure is not None:
@@ -369,20 +404,39 @@ class Node:
         """Everything to do now (see the module docstring); empties the buffers."""
         if self.active:
             raw = self.raw
+            self._drain_transfers()
             while raw.has_ready():
                 self._handle(raw.ready())
+                self._drain_transfers()
+            self._installing = None
         sync = 0
         if self.active and self._write_seq > self._synced and not self._sync_in_flight:
             sync = self._write_seq
             self._sync_in_flight = True
         if self.active:
-            out = Actions(tuple(self._writes), sync, tuple(self._messages), tuple(self._replies))
+            out = Actions(tuple(self._writes), sync, tuple(self._messages), tuple(self._replies),
+                          tuple(self._jobs))  # fmt: skip
         else:
             out = Actions(replies=tuple(self._replies))
         self._writes.clear()
         self._messages.clear()
         self._replies.clear()
+        self._jobs.clear()
         return out
+
+    def _drain_transfers(self) -> None:
+        t = self.transfers
+        if t is None:
+            return
+        if t.messages:
+            self._messages.extend(t.messages)
+            t.messages.clear()
+        for peer, ok in t.reports:
+            self.raw.report_snapshot(peer, ok)
+        t.reports.clear()
+        if t.jobs:
+            self._jobs.extend(t.jobs)
+            t.jobs.clear()
 
     # -- requests ------------------------------------------------------------------
 
@@ -401,13 +455,12 @@ class Node:
         if not self.active:
             self._replies.append(Reply(rid, error=Refused("node is shutting down")))
             return rid
-        if len(self._pending) >= self.options.max_pending:
+        if len(self.waiting) >= self.options.max_pending:
             self._replies.append(
                 Reply(rid, error=Refused("too many requests waiting on this node"))
             )
             return rid
-        r = self.raw.raft
-        term = r.term
+        term = self.raw.raft.term
         try:
             index = self._propose(kind, rid, command, client, seq, now)
         except NotLeader as e:
@@ -416,11 +469,7 @@ class Node:
             )
             return rid
         limit = self.options.request_timeout_ms if timeout_ms is None else timeout_ms
-        deadline = now.mono_ms + limit
-        self._pending[rid] = term
-        heapq.heappush(self._deadlines, (deadline, rid))
-        if index is not None:
-            self._pending_at[index] = rid
+        self.waiting.add(rid, term, now.mono_ms + limit, index)
         return rid
 
     def _propose(
@@ -454,40 +503,11 @@ class Node:
             self._next_request += 1
             self._propose(Kind.CLOCK, rid, b"", 0, 0, now)
 
-    def _answer(self, rid: int, value: Any = None, error: DraftyError | None = None,
-                index: int = 0) -> None:  # fmt: skip
-        if self._pending.pop(rid, None) is not None:
-            self._replies.append(Reply(rid, value, error, index))
-
-    def _expire(self, now: Instant) -> None:
-        dl = self._deadlines
-        while dl and dl[0][0] <= now.mono_ms:
-            _, rid = heapq.heappop(dl)
-            if rid in self._pending:
-                limit = self.options.request_timeout_ms
-                self._answer(
-                    rid, error=OutcomeUnknown(f"no outcome within the deadline ({limit} ms)")
-                )
-        if not self._pending and dl:
-            dl.clear()
-
     def _end_all(self, error: DraftyError) -> None:
-        for rid in list(self._pending):
-            self._answer(rid, error=error)
-        self._pending_at.clear()
-        self._deadlines.clear()
+        self.waiting.end_all(error)
         self._persisting.clear()
-
-    def _refuse_older_than(self, term: int) -> None:
-        """An entry of ``term`` applied: requests of earlier terms can never apply."""
-        stale = [rid for rid, t in self._pending.items() if t < term]
-        leader = self.raw.raft.leader
-        for rid in stale:
-            self._answer(
-                rid,
-                error=Refused("leadership changed before its entry committed; it had no effect",
-                              leader),
-            )  # fmt: skip
+        if self.transfers is not None:
+            self.transfers.close()
 
     # -- the Ready loop --------------------------------------------------------------
 
@@ -496,37 +516,56 @@ class Node:
         self.observer.on_ready(self, rd)
         if rd.soft_state is not None:
             self._on_role(rd.soft_state)
+        compact = None
+        if rd.snapshot is not None:
+            self._installed(rd.snapshot)
+            compact = (rd.snapshot.index, rd.snapshot.term)
         if rd.must_persist():
             self._write_seq += 1
-            self._writes.append(DiskWrite(self._write_seq, rd.entries, rd.hard_state))
+            self._writes.append(DiskWrite(self._write_seq, rd.entries, rd.hard_state, compact))
         seq = self._write_seq
         raw.advance(rd)
-        self._messages.extend(rd.messages)
+        self._send(rd.messages)
         if seq <= self._synced and not self._persisting:
             raw.on_persisted(rd.number)
-            self._messages.extend(rd.messages_after_persist)
+            self._send(rd.messages_after_persist)
         else:
             self._persisting.append((rd.number, seq, rd.messages_after_persist))
         if rd.committed_entries:
             self._apply(rd.committed_entries)
+            self._maybe_snapshot()
+
+    def _send(self, msgs: tuple[Message, ...]) -> None:
+        t = self.transfers
+        for m in msgs:
+            if not isinstance(m, InstallSnapshot):
+                self._messages.append(m)
+            elif t is not None:
+                t.send(m, self._now.mono_ms)
+            else:
+                self.raw.report_snapshot(m.dst, False)
 
     def _on_role(self, soft: SoftState) -> None:
         if soft.role is Role.LEADER and self._role is not Role.LEADER:
             self._stamp_mono = self._now.mono_ms
             self._stamped_index = self.raw.raft.log.last_index()
+        elif self._role is Role.LEADER and soft.role is not Role.LEADER and self.transfers:
+            self.transfers.cancel_sends()
         self._role = soft.role
 
     # -- applying ---------------------------------------------------------------------
 
     def _apply(self, entries: tuple[Entry, ...]) -> None:
         observer = self.observer
+        pending = self.waiting
         for e in entries:
             self.applied = e.index
+            self._applied_bytes += len(e.data)
             if e.term > self.applied_term:
                 self.applied_term = e.term
-                if self._pending:
-                    self._refuse_older_than(e.term)
-            waiting = self._pending_at.pop(e.index, None) if self._pending_at else None
+                if pending:
+                    pending.refuse_older_than(e.term, self.raw.raft.leader)
+            waiting = pending.take_at(e.index)
             env: Envelope | None = None
             verdict = Verdict.NOOP
             if e.kind is EntryKind.NORMAL:
@@ -536,7 +575,7 @@ class Node:
                     verdict = Verdict.MALFORMED
             mine = env is not None and env.origin == self.id and env.incarnation == self.incarnation
             if waiting is not None and not (mine and env is not None and env.request == waiting):
-                self._answer(
+                pending.answer(
                     waiting,
                     error=Refused("a new leader replaced its entry before it committed",
                                   self.raw.raft.leader),
@@ -544,71 +583,11 @@ class Node:
             if env is None:
                 observer.on_applied(self, Applied(e, None, verdict, None, None))
                 continue
-            verdict, admission, result = self._run(e, env)
+            verdict, admission, result = execute(e, env, self.machine, self.sessions, self.filter)
+            if env.time_ms and admission is Admission.ACCEPT:
+                self.clock.observe(env.origin, env.time_ms, self._now.mono_ms)
             observer.on_applied(self, Applied(e, env, verdict, admission, result))
-            if mine and env.request in self._pending:
-                self._settle(e, env, verdict, admission, result)
-
-    def _run(self, e: Entry, env: Envelope) -> tuple[Verdict, Admission, Any]:
-        adm = self.filter.admit(e.term, env.term, env.origin, env.incarnation, env.request)
-        if adm is not Admission.ACCEPT:
-            return Verdict.REJECTED, adm, None
-        if env.time_ms:
-            self.sessions.advance_clock(env.time_ms)
-            self.clock.observe(env.origin, env.time_ms, self._now.mono_ms)
-        if env.kind is Kind.CLOCK:
-            return Verdict.CLOCK, adm, None
-        if env.kind is Kind.OPEN_SESSION:
-            self.sessions.open(e.index)
-            return Verdict.OPENED, adm, e.index
-        check, session = self.sessions.check(env.client, env.seq)
-        if check is Check.EXPIRED:
-            return Verdict.SESSION_EXPIRED, adm, None
-        if check is Check.STALE:
-            return Verdict.SESSION_STALE, adm, None
-        if check is Check.DUPLICATE:
-            assert session is not None
-            return Verdict.DUPLICATE, adm, session.reply
-        try:
-            result = self.machine.apply(env.command)
-        except Exception as exc:
-            result = StateMachineError(f"state machine raised {type(exc).__name__}: {exc}")
-        if session is not None:
-            self.sessions.record(session, env.seq, result)
-        return Verdict.EXECUTED, adm, result
-
-    def _settle(
-        self, e: Entry, env: Envelope, verdict: Verdict, admission: Admission, result: Any
-    ) -> None:
-        """Answer our own request whose entry ``e`` just applied."""
-        rid, i = env.request, e.index
-        if verdict is Verdict.REJECTED:
-            if admission is Admission.OTHER_TERM and e.term < env.term:
-                return  # cannot happen with drafty's core; a copy of its own term may follow
-            self._answer(
-                rid,
-                error=Refused(f"its entry at {i} had no effect ({admission.value})",
-                              self.raw.raft.leader),
-                index=i,
-            )  # fmt: skip
-        elif verdict is Verdict.SESSION_EXPIRED:
-            self._answer(
-                rid,
-                error=SessionExpired(
-                    f"session {env.client} is unknown (expired or never opened); open a new one"
-                ),
-                index=i,
-            )
-        elif verdict is Verdict.SESSION_STALE:
-            self._answer(
-                rid,
-                error=OutcomeUnknown(
-                    f"request {env.seq} of session {env.client} is older than its last one; "
-                    "it may have been applied before"
-                ),
-                index=i,
-            )
-        elif isinstance(result, StateMachineError):
-            self._answer(rid, error=result, index=i)
-        else:
-            self._answer(rid, value=result, index=i)
+            if mine and env.request in pending:
+                told = outcome(e, env, verdict, admission, result, self.raw.raft.leader)
+                if told is not None:
+                    pending.answer(env.request, told[0], told[1], e.index)

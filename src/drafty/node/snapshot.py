@@ -11,9 +11,12 @@ restored from it then treats every later entry exactly as a node that
 applied the whole log would: that is the state machine safety the
 simulator's oracle checks across snapshots.
 
-The payload is one msgpack array::
+The payload is a head and the state machine's bytes::
 
-    [version, machine bytes, log time ms, sessions, filter term, filter records]
+    u32 big-endian: length of the head
+    head: msgpack [version, log time ms, sessions, filter term, filter records]
+    the state machine's bytes (its snapshot, or its view's chunks joined)
+
     sessions: [[client, seq, last seen ms, reply], ...] least recently used first
     reply:    [0, result bytes] | [1, state machine error text] | [2] (none yet)
     records:  [[origin, incarnation, highest request], ...]
@@ -25,6 +28,11 @@ bytes, lists and dicts of those) are encoded with msgpack, and anything else
 is a :class:`SnapshotError` naming the type, at snapshot time, never a
 corrupt snapshot.
 
+The head is small (bounded by ``max_sessions``) and is encoded on the loop
+when the snapshot is taken; the machine's part is produced by
+:func:`chunks`, off the loop for a
+:class:`~drafty.node.api.StreamingStateMachine`, and is never copied whole.
+
 Decoding checks shapes and types and raises :class:`SnapshotError` on any
 mismatch: a snapshot from a broken or hostile peer is refused, never half
 applied.
@@ -32,16 +40,19 @@ applied.
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 import msgpack
 
 from ..core import DraftyError
-from .api import StateMachine, StateMachineError
+from .api import StateMachine, StateMachineError, StreamingStateMachine
 from .dedupe import DuplicateFilter
 from .sessions import Session, SessionTable
 
-SNAPSHOT_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = 2
+_HEAD_LEN: Final = struct.Struct(">I")
 _NO_REPLY: Final = [2]
 
 
@@ -49,8 +60,8 @@ class SnapshotError(DraftyError):
     """A snapshot payload cannot be made (unencodable result) or read (malformed)."""
 
 
-def encode(machine: StateMachine, sessions: SessionTable, dedupe: DuplicateFilter) -> bytes:
-    """The payload of a snapshot of this node's state now (see the module docstring)."""
+def encode_head(machine: StateMachine, sessions: SessionTable, dedupe: DuplicateFilter) -> bytes:
+    """The node layer's part of a snapshot of this node now, length-prefixed."""
     enc = getattr(machine, "encode_result", None)
     rows = []
     for client, s in sessions.items():
@@ -58,17 +69,31 @@ def encode(machine: StateMachine, sessions: SessionTable, dedupe: DuplicateFilte
     term, records = dedupe.export()
     body = [
         SNAPSHOT_VERSION,
-        machine.snapshot(),
         sessions.now,
         rows,
         term,
         [[o, inc, req] for o, (inc, req) in sorted(records.items())],
     ]
     try:
-        data: bytes = msgpack.packb(body, use_bin_type=True)
+        head: bytes = msgpack.packb(body, use_bin_type=True)
     except (TypeError, ValueError) as e:
         raise SnapshotError(f"cannot encode the snapshot: {e}") from None
-    return data
+    return _HEAD_LEN.pack(len(head)) + head
+
+
+def chunks(head: bytes, machine_chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The whole payload, in pieces: the head, then the state machine's bytes."""
+    yield head
+    for c in machine_chunks:
+        if type(c) is not bytes:
+            raise SnapshotError("a snapshot view's chunks must be bytes")
+        yield c
+
+
+def encode(machine: StateMachine, sessions: SessionTable, dedupe: DuplicateFilter) -> bytes:
+    """The whole payload of a snapshot of this node now, on the caller's thread."""
+    head = encode_head(machine, sessions, dedupe)
+    return b"".join(chunks(head, (machine.snapshot(),)))
 
 
 def _reply_out(s: Session, enc: Any) -> list[Any]:
@@ -92,17 +117,33 @@ def _reply_out(s: Session, enc: Any) -> list[Any]:
 
 
 def decode(
-    data: bytes, machine: StateMachine, sessions: SessionTable, dedupe: DuplicateFilter
+    data: bytes | memoryview,
+    machine: StateMachine,
+    sessions: SessionTable,
+    dedupe: DuplicateFilter,
 ) -> None:
-    """Restore ``machine``, ``sessions`` and ``dedupe`` from a snapshot payload."""
+    """Restore ``machine``, ``sessions`` and ``dedupe`` from a snapshot payload.
+
+    Everything is checked before anything changes, except the state machine's
+    own bytes, which its ``restore`` checks (a ValueError from it is turned
+    into SnapshotError; the machine must then have kept its old state).
+    """
+    view = memoryview(data)
+    if len(view) < _HEAD_LEN.size:
+        raise SnapshotError("snapshot payload is too short")
+    (n,) = _HEAD_LEN.unpack_from(view, 0)
+    if _HEAD_LEN.size + n > len(view):
+        raise SnapshotError("snapshot payload head runs past its end")
     try:
-        body = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        body = msgpack.unpackb(
+            view[_HEAD_LEN.size : _HEAD_LEN.size + n], raw=False, strict_map_key=False
+        )
     except Exception as e:
-        raise SnapshotError(f"snapshot payload is not msgpack: {e}") from None
-    if type(body) is not list or len(body) != 6 or body[0] != SNAPSHOT_VERSION:
+        raise SnapshotError(f"snapshot payload head is not msgpack: {e}") from None
+    if type(body) is not list or len(body) != 5 or body[0] != SNAPSHOT_VERSION:
         raise SnapshotError(f"not a version {SNAPSHOT_VERSION} snapshot payload")
-    _, machine_bytes, now, rows, term, records = body
-    if type(machine_bytes) is not bytes or type(rows) is not list or type(records) is not list:
+    _, now, rows, term, records = body
+    if type(rows) is not list or type(records) is not list:
         raise SnapshotError("snapshot payload fields have the wrong types")
     _nat(now, "log time")
     _nat(term, "filter term")
@@ -120,7 +161,14 @@ def decode(
             raise SnapshotError("malformed filter record")
         origin, inc, req = (_nat(x, "filter record") for x in rec)
         seen[origin] = (inc, req)
-    machine.restore(machine_bytes)
+    rest = view[_HEAD_LEN.size + n :]
+    try:
+        if isinstance(machine, StreamingStateMachine):
+            machine.restore_view(rest)
+        else:
+            machine.restore(bytes(rest))
+    except ValueError as e:
+        raise SnapshotError(f"the state machine refused the snapshot: {e}") from None
     sessions.load(now, loaded)
     dedupe.load(term, seen)
 

@@ -25,6 +25,7 @@ store changes only through ``apply`` and ``restore``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -214,11 +215,63 @@ def _match_one(pattern: bytes, i: int, ch: int) -> tuple[bool, int]:
     return match != negate, i
 
 
+SNAPSHOT_BATCH: Final = 4096
+"""Keys per msgpack object in a snapshot (one serialising step; the GIL is
+free between steps, so the event loop runs while a view is written)."""
+
+_ABSENT: Final = object()
+
+
+class _View:
+    """A copy-on-write image of a KVStore's dict (see :meth:`KVStore.snapshot_view`).
+
+    Taking it lists the keys (one C-level copy of the key pointers, not of the
+    dict) and starts the store recording, before its first change to a key,
+    that key's value at view time in ``before``. ``chunks`` reads the live
+    value of each listed key first and ``before`` second: whichever order the
+    loop's change and the read interleave in, the view-time value wins.
+    """
+
+    def __init__(self, store: KVStore) -> None:
+        self.store = store
+        self.data = store.data
+        self.keys = list(self.data)
+        self.before: dict[bytes, bytes | None] = {}
+        store._recording = self.before
+
+    def chunks(self) -> Iterator[bytes]:
+        keys, data, before, absent = self.keys, self.data, self.before, _ABSENT
+        for i in range(0, len(keys), SNAPSHOT_BATCH):
+            flat: list[bytes] = []
+            for k in keys[i : i + SNAPSHOT_BATCH]:
+                v: object = data.get(k)
+                b = before.get(k, absent)
+                if b is not absent:
+                    v = b
+                assert isinstance(v, bytes), "a key listed in a view has a value at view time"
+                flat += (k, v)
+            yield msgpack.packb(flat, use_bin_type=True)
+
+    def close(self) -> None:
+        if self.store._recording is self.before:
+            self.store._recording = None
+        self.before = {}
+
+
 class KVStore:
-    """A dict of bytes to bytes driven by Redis string commands."""
+    """A dict of bytes to bytes driven by Redis string commands.
+
+    Snapshots do not stall the event loop (the
+    :class:`~drafty.node.api.StreamingStateMachine` contract): a view lists
+    the keys and records old values copy-on-write while it is open. Snapshot
+    bytes are a sequence of msgpack arrays ``[key, value, key, value, ...]``
+    of at most :data:`SNAPSHOT_BATCH` pairs each.
+    """
 
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
+        self._recording: dict[bytes, bytes | None] | None = None
+        """While a snapshot view is open: key -> its value when the view was taken."""
 
     # -- the StateMachine protocol ------------------------------------------
 
@@ -230,8 +283,18 @@ class KVStore:
         return self.execute(argv)
 
     def snapshot(self) -> bytes:
-        packed: bytes = msgpack.packb(list(self.data.items()), use_bin_type=True)
-        return packed
+        return b"".join(self._whole_view_chunks())
+
+    def _whole_view_chunks(self) -> Iterator[bytes]:
+        items = list(self.data.items())
+        for i in range(0, len(items), SNAPSHOT_BATCH):
+            flat = [x for kv in items[i : i + SNAPSHOT_BATCH] for x in kv]
+            yield msgpack.packb(flat, use_bin_type=True)
+
+    def snapshot_view(self) -> _View:
+        if self._recording is not None:
+            raise RuntimeError("a snapshot view is already open")
+        return _View(self)
 
     @staticmethod
     def encode_result(reply: Reply) -> bytes:
@@ -245,8 +308,37 @@ class KVStore:
         return reply
 
     def restore(self, data: bytes) -> None:
-        items = msgpack.unpackb(data, raw=True, use_list=False)
-        self.data = {bytes(k): bytes(v) for k, v in items}
+        self.restore_view(memoryview(data))
+
+    def restore_view(self, data: memoryview) -> None:
+        """Load snapshot bytes; raises ValueError (and keeps the old state) if malformed."""
+        unpacker = msgpack.Unpacker(raw=True, use_list=True, max_buffer_size=max(len(data), 1))
+        unpacker.feed(data)
+        fresh: dict[bytes, bytes] = {}
+        try:
+            for flat in unpacker:
+                if type(flat) is not list or len(flat) % 2:
+                    raise ValueError("snapshot batch is not a flat key/value array")
+                it = iter(flat)
+                fresh.update(zip(it, it, strict=True))
+        except msgpack.UnpackException as e:
+            raise ValueError(f"snapshot bytes are not msgpack: {e}") from None
+        if not all(type(k) is bytes and type(v) is bytes for k, v in fresh.items()):
+            raise ValueError("snapshot keys and values must be bytes")
+        self._recording = None  # an open view keeps the old dict, which no longer changes
+        self.data = fresh
+
+    def _put(self, key: bytes, value: bytes) -> None:
+        rec = self._recording
+        if rec is not None and key not in rec:
+            rec[key] = self.data.get(key)
+        self.data[key] = value
+
+    def _pop(self, key: bytes) -> bytes | None:
+        rec = self._recording
+        if rec is not None and key not in rec:
+            rec[key] = self.data.get(key)
+        return self.data.pop(key, None)
 
     # -- commands -------------------------------------------------------------
 
@@ -268,13 +360,13 @@ class KVStore:
         old = self.data.get(key)
         if (nx and old is not None) or (xx and old is None):
             return old if get else None
-        self.data[key] = argv[2]
+        self._put(key, argv[2])
         return old if get else OK
 
     def _cmd_del(self, argv: list[bytes]) -> Reply:
         n = 0
         for k in argv[1:]:
-            if self.data.pop(k, None) is not None:
+            if self._pop(k) is not None:
                 n += 1
         return n
 
@@ -289,7 +381,7 @@ class KVStore:
         new = cur + by
         if not MIN_INT <= new <= MAX_INT:
             return Error("ERR increment or decrement would overflow")
-        self.data[key] = str(new).encode()
+        self._put(key, str(new).encode())
         return new
 
     def _cmd_incr(self, argv: list[bytes]) -> Reply:
@@ -312,7 +404,7 @@ class KVStore:
 
     def _cmd_append(self, argv: list[bytes]) -> Reply:
         value = self.data.get(argv[1], b"") + argv[2]
-        self.data[argv[1]] = value
+        self._put(argv[1], value)
         return len(value)
 
     def _cmd_strlen(self, argv: list[bytes]) -> Reply:
@@ -324,17 +416,17 @@ class KVStore:
 
     def _cmd_mset(self, argv: list[bytes]) -> Reply:
         for k in range(1, len(argv), 2):
-            self.data[argv[k]] = argv[k + 1]
+            self._put(argv[k], argv[k + 1])
         return OK
 
     def _cmd_getdel(self, argv: list[bytes]) -> Reply:
-        return self.data.pop(argv[1], None)
+        return self._pop(argv[1])
 
     def _cmd_cas(self, argv: list[bytes]) -> Reply:
         """CAS key expected new: 1 if the key held ``expected`` and now holds ``new``."""
         if self.data.get(argv[1]) != argv[2]:
             return 0
-        self.data[argv[1]] = argv[3]
+        self._put(argv[1], argv[3])
         return 1
 
     def _cmd_dbsize(self, argv: list[bytes]) -> Reply:

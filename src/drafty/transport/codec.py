@@ -44,6 +44,8 @@ from ..core import (
     InstallSnapshot,
     Message,
     Propose,
+    SnapshotAck,
+    SnapshotChunk,
     SnapshotMeta,
     VoteRequest,
     VoteResponse,
@@ -76,6 +78,8 @@ _KINDS: dict[type, int] = {
     HeartbeatResponse: 6,
     Propose: 7,
     InstallSnapshot: 8,
+    SnapshotChunk: 9,
+    SnapshotAck: 10,
 }
 _ENTRY_KINDS = {k.value: k for k in EntryKind}
 
@@ -104,6 +108,14 @@ def _message_out(m: Message) -> list[Any]:
     if isinstance(m, InstallSnapshot):
         meta = m.meta
         return [code, m.src, m.dst, m.term, meta.index, meta.term, list(meta.voters)]
+    if isinstance(m, SnapshotChunk):
+        meta = m.meta
+        return [
+            code, m.src, m.dst, m.term, meta.index, meta.term, list(meta.voters), m.transfer,
+            m.offset, m.total, m.data,
+        ]  # fmt: skip
+    if isinstance(m, SnapshotAck):
+        return [code, m.src, m.dst, m.term, m.transfer, m.received, m.status]
     return [code, m.src, m.dst, m.term, list(m.data)]
 
 
@@ -123,6 +135,8 @@ def _weight(m: Message) -> int:
         return 64 + sum(len(e.data) + 32 for e in m.entries)
     if isinstance(m, Propose):
         return 64 + sum(len(d) + 8 for d in m.data)
+    if isinstance(m, SnapshotChunk):
+        return 96 + 9 * len(m.meta.voters) + len(m.data)
     return 64
 
 
@@ -195,7 +209,7 @@ def _message_in(v: Any) -> Message:
     if not fields:
         raise DecodeError("message: empty array")
     code = fields[0]
-    shapes = {1: 7, 2: 6, 3: 8, 4: 8, 5: 5, 6: 4, 7: 5, 8: 7}
+    shapes = {1: 7, 2: 6, 3: 8, 4: 8, 5: 5, 6: 4, 7: 5, 8: 7, 9: 11, 10: 7}
     if type(code) is not int or code not in shapes or len(fields) != shapes[code]:
         shown = code if type(code) is int else type(code).__name__
         raise DecodeError(f"message kind {shown} with {len(fields)} fields is unknown")
@@ -223,11 +237,21 @@ def _message_in(v: Any) -> Message:
         return Heartbeat(src, dst, term, _int(rest[0], "commit"))
     if code == 6:
         return HeartbeatResponse(src, dst, term)
-    if code == 8:
+    if code in (8, 9):
         voters = tuple(_int(v, "voter", 1) for v in _list(rest[2], "voters"))
         meta = SnapshotMeta(_int(rest[0], "snapshot index", 1), _int(rest[1], "snapshot term", 1),
                             voters)  # fmt: skip
-        return InstallSnapshot(src, dst, term, meta)
+        if code == 8:
+            return InstallSnapshot(src, dst, term, meta)
+        return SnapshotChunk(
+            src, dst, term, meta, _int(rest[3], "transfer"), _int(rest[4], "offset"),
+            _int(rest[5], "total"), _bytes(rest[6], "chunk"),
+        )  # fmt: skip
+    if code == 10:
+        return SnapshotAck(
+            src, dst, term, _int(rest[0], "transfer"), _int(rest[1], "received"),
+            _int(rest[2], "status"),
+        )  # fmt: skip
     data = tuple(_bytes(d, "proposal") for d in _list(rest[0], "proposals"))
     return Propose(src, dst, term, data)
 
