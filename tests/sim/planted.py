@@ -10,10 +10,20 @@ maps a name to the SimConfig fields that plant it).
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from drafty.core import NONE, Config, Entry, HardState, RawNode, Role, VoteRequest, VoteResponse
+from drafty.core import (
+    NONE,
+    Config,
+    Entry,
+    HardState,
+    RawNode,
+    Role,
+    SnapshotMeta,
+    VoteRequest,
+    VoteResponse,
+)
 from drafty.core.quorum import committed_index
 from drafty.core.raft import Raft
 from drafty.node import Instant, Node, Refused
@@ -21,6 +31,7 @@ from drafty.node.dedupe import Admission
 from drafty.node.envelope import Envelope, Kind, pack
 from drafty.node.node import Verdict
 from drafty.node.sessions import Check, Session, SessionTable
+from drafty.service.kv import KVStore
 from drafty.sim.replica import NodeFactory
 
 
@@ -52,9 +63,13 @@ def factory_for(raft_class: type[Raft]) -> NodeFactory:
     """A node factory whose RawNodes run ``raft_class`` instead of Raft."""
 
     def make(
-        config: Config, rng: random.Random, hard_state: HardState, entries: Sequence[Entry]
+        config: Config,
+        rng: random.Random,
+        hard_state: HardState,
+        entries: Sequence[Entry],
+        **start: Any,
     ) -> RawNode:
-        raw = RawNode(config, rng, hard_state=hard_state, entries=entries)
+        raw = RawNode(config, rng, hard_state=hard_state, entries=entries, **start)
         raw.raft.__class__ = raft_class
         return raw
 
@@ -95,7 +110,7 @@ class RefuseAfterApplyNode(Node):
         self, e: Entry, env: Envelope, verdict: Verdict, admission: Admission, result: Any
     ) -> None:
         if verdict is Verdict.EXECUTED and env.client:
-            self._answer(env.request, error=Refused("planted: refused after applying"))
+            self.waiting.answer(env.request, error=Refused("planted: refused after applying"))
             return
         super()._settle(e, env, verdict, admission, result)
 
@@ -116,6 +131,50 @@ class LocalClockNode(Node):
         return index
 
 
+# -- snapshots -------------------------------------------------------------------
+
+
+class _LeakyView:
+    """A "view" that reads the live dict when serialised: no copy-on-write."""
+
+    def __init__(self, store: KVStore) -> None:
+        self.store = store
+
+    def chunks(self) -> Iterator[bytes]:
+        yield self.store.snapshot()
+
+    def close(self) -> None:
+        pass
+
+
+class LeakyViewNode(Node):
+    """Its state machine's snapshot views see writes applied after they were taken."""
+
+    def __init__(self, raw: RawNode, machine: Any, **kw: Any) -> None:
+        machine.snapshot_view = lambda: _LeakyView(machine)
+        super().__init__(raw, machine, **kw)
+
+
+class RestoreForgetsSessionsNode(Node):
+    """Restores the state machine from a snapshot but not the client sessions."""
+
+    def _restore(self, payload: bytes | memoryview) -> None:
+        super()._restore(payload)
+        self.sessions.load(self.sessions.now, [])
+
+
+class InstallWithoutRestoreNode(Node):
+    """Installs a leader's snapshot in the core but keeps its old state machine."""
+
+    def _installed(self, meta: SnapshotMeta) -> None:
+        got = self._installing
+        assert got is not None
+        self._installing = None
+        self.applied, self.applied_term = meta.index, meta.term
+        self.snapshot_index = meta.index
+        self.observer.on_restored(self, meta)
+
+
 BUGS: dict[str, dict[str, object]] = {
     "commit-by-counting": {"node_factory": factory_for(CommitByCountingRaft)},
     "double-vote": {"node_factory": factory_for(DoubleVoteRaft)},
@@ -125,5 +184,8 @@ BUGS: dict[str, dict[str, object]] = {
     "apply-duplicate": {"layer_factory": ApplyDuplicateNode},
     "refuse-after-apply": {"layer_factory": RefuseAfterApplyNode},
     "local-session-clock": {"layer_factory": LocalClockNode},
+    "leaky-snapshot-view": {"layer_factory": LeakyViewNode},
+    "restore-forgets-sessions": {"layer_factory": RestoreForgetsSessionsNode},
+    "install-without-restore": {"layer_factory": InstallWithoutRestoreNode},
 }
 """Planted bugs by name, as SimConfig fields (used by tests and the regression list)."""

@@ -45,6 +45,7 @@ SAFETY = {
     "refused but applied",
     "log clock",
     "linearizability",
+    "snapshot state",
 }
 
 SETUP: dict[str, dict[str, object]] = {
@@ -63,17 +64,23 @@ SETUP: dict[str, dict[str, object]] = {
     "apply-duplicate": {},
     "refuse-after-apply": {},
     "local-session-clock": {},
+    "leaky-snapshot-view": {},
+    "restore-forgets-sessions": {},
+    "install-without-restore": {},
 }
 
 FIRST_SEED = {
-    "commit-by-counting": 76,  # commit safety (figure 8 about to happen)
-    "double-vote": 3,  # vote monotonic (a second vote in the same term)
+    "commit-by-counting": 57,  # commit safety (figure 8 about to happen)
+    "double-vote": 1,  # vote monotonic (a second vote in the same term)
     "forget-vote": 1,  # vote monotonic (restarted without its vote)
     "ack-before-fsync": 1,  # applied before durable (released before the fsync)
     "reuse-request-numbers": 1,  # refused but applied (one identity across lives)
-    "apply-duplicate": 1,  # exactly once (a retried session pair ran twice)
+    "apply-duplicate": 3,  # replica determinism (sessions rerun, and lost on restore)
     "refuse-after-apply": 1,  # refused but applied
     "local-session-clock": 5,  # log clock (a skewed follower's stamp moved log time)
+    "leaky-snapshot-view": 2,  # snapshot state (a view saw later writes)
+    "restore-forgets-sessions": 3,  # snapshot state (sessions lost on restore)
+    "install-without-restore": 4,  # snapshot state (core installed, state machine not)
 }
 
 

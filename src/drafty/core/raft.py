@@ -563,6 +563,9 @@ class Raft:
         A follower in REPLICATE whose appends or acks were lost would
         otherwise wait for a new proposal (or forever, with a full window):
         this makes it ack (freeing the window) or reject (back to PROBE).
+        If ``next - 1`` was compacted away meanwhile, there is nothing to probe
+        with: start over from the follower's match (which, compacted too,
+        sends the snapshot).
         """
         prev = pr.next - 1
         prev_term = self.log.term(prev)
@@ -570,6 +573,10 @@ class Raft:
             self._send(
                 AppendEntries(self.id, to, self.term, prev, prev_term, (), self.log.committed)
             )
+        else:
+            self.counters["tail_probe_compacted"] += 1
+            pr.become_probe()
+            self._send_append(to, pr)
 
     def flush(self) -> None:
         """Send what the proposals and commits since the last flush call for.

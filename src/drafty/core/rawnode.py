@@ -102,6 +102,11 @@ class RawNode:
             raise CoreMisuse("rng must be a random.Random instance (seed it for determinism)")
         if hard_state.vote != NONE and hard_state.vote not in config.voters:
             raise StateError(f"hard state votes for node {hard_state.vote}, not a voter")
+        if offset > hard_state.commit:
+            # Only committed entries are ever compacted (behind a snapshot), but
+            # the snapshot can be durable before the commit index that covers it
+            # (a crash right after installing one): the snapshot vouches for it.
+            hard_state = HardState(hard_state.term, hard_state.vote, offset)
         log = RaftLog(
             entries,
             offset=offset,

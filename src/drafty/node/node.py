@@ -76,6 +76,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 from ..core import (
     Entry,
@@ -588,6 +589,12 @@ class Node:
                 self.clock.observe(env.origin, env.time_ms, self._now.mono_ms)
             observer.on_applied(self, Applied(e, env, verdict, admission, result))
             if mine and env.request in pending:
-                told = outcome(e, env, verdict, admission, result, self.raw.raft.leader)
-                if told is not None:
-                    pending.answer(env.request, told[0], told[1], e.index)
+                self._settle(e, env, verdict, admission, result)
+
+    def _settle(
+        self, e: Entry, env: Envelope, verdict: Verdict, admission: Admission, result: Any
+    ) -> None:
+        """Answer our own request whose entry ``e`` just applied."""
+        told = outcome(e, env, verdict, admission, result, self.raw.raft.leader)
+        if told is not None:
+            self.waiting.answer(env.request, told[0], told[1], e.index)

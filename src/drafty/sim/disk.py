@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-A node's disk holds what drafty's storage does: the log entries, the hard
-state, and the incarnation number of the node's latest life (written
+A node's disk holds what drafty's storage does: the log entries after its
+compaction point (``base_index``/``base_term``), the hard state, snapshot
+files, and the incarnation number of the node's latest life (written
 durably before a life begins, as :mod:`drafty.storage.incarnation` does).
 Writes do not become durable when they are made: they join an ordered
 buffer of unsynced :data:`Write` records (entries first, then hard state, as
@@ -18,12 +19,18 @@ a prefix of the unsynced records (``keep``), which is what "torn" crashes do.
 Only a prefix ever survives, because writes reach the platter in order here.
 
 An entries write at index ``i`` replaces every stored entry ``>= i``, exactly
-as the Ready contract says.
+as the Ready contract says. A compaction write ``(i, t)`` drops the entries
+through ``i`` (all of them if the log does not hold ``i`` of term ``t``), as
+the write-ahead log does.
+
+Snapshot files (:attr:`SimDisk.snapshots`) are written whole and durably by
+the snapshot jobs (:mod:`drafty.sim.files`), which is what the real store's
+write-fsync-rename does; a crash before the job completes leaves nothing.
 
 Invariants
 ----------
 - ``synced <= written``; the durable state is the fold of writes ``< synced``.
-- Durable entries are contiguous from index 1 (no compaction here yet).
+- Durable entries are contiguous from ``base_index + 1``.
 - Nothing but :meth:`complete_sync` (and a torn crash, for its kept prefix)
   changes the durable state.
 """
@@ -49,7 +56,15 @@ class HardStateWrite:
     hard_state: HardState
 
 
-Write = EntriesWrite | HardStateWrite
+@dataclass(frozen=True, slots=True)
+class CompactWrite:
+    """Drop the log through ``index`` (all of it unless it holds ``index`` of ``term``)."""
+
+    index: int
+    term: int
+
+
+Write = EntriesWrite | HardStateWrite | CompactWrite
 
 
 @dataclass(slots=True)
@@ -59,7 +74,11 @@ class SimDisk:
     hard_state: HardState = EMPTY_HARD_STATE
     """Durable hard state."""
     entries: list[Entry] = field(default_factory=list)
-    """Durable log, entry ``i`` at position ``i - 1``."""
+    """Durable log, entry ``i`` at position ``i - base_index - 1``."""
+    base_index: int = 0
+    base_term: int = 0
+    snapshots: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    """Durable snapshot files by (index, term): their whole bytes."""
     pending: list[Write] = field(default_factory=list)
     """Unsynced writes, oldest first; ``pending[0]`` is write number ``synced``."""
     synced: int = 0
@@ -86,7 +105,9 @@ class SimDisk:
         return self.synced + len(self.pending)
 
     def write(self, w: DiskWrite) -> None:
-        """Buffer one node write (entries, then hard state)."""
+        """Buffer one node write (compaction, entries, then hard state)."""
+        if w.compact is not None:
+            self.pending.append(CompactWrite(*w.compact))
         if w.entries:
             self.pending.append(EntriesWrite(w.entries))
         if w.hard_state is not None:
@@ -134,13 +155,40 @@ class SimDisk:
     def _apply(self, w: Write) -> None:
         if isinstance(w, EntriesWrite):
             first = w.entries[0].index
-            del self.entries[first - 1 :]
+            assert first > self.base_index, "entries are never written into the compacted prefix"
+            del self.entries[first - self.base_index - 1 :]
             self.entries.extend(w.entries)
+        elif isinstance(w, CompactWrite):
+            self.compact(w.index, w.term)
         else:
             self.hard_state = w.hard_state
 
+    def compact(self, index: int, term: int) -> None:
+        """Drop the durable log through ``index`` (see :class:`CompactWrite`)."""
+        if index <= self.base_index:
+            return
+        e = self.entry(index)
+        if e is not None and e.term == term:
+            del self.entries[: index - self.base_index]
+        else:
+            self.entries.clear()
+        self.base_index, self.base_term = index, term
+
+    @property
+    def last_index(self) -> int:
+        return self.base_index + len(self.entries)
+
     def entry(self, index: int) -> Entry | None:
-        """The durable entry at ``index``, if any."""
-        if 1 <= index <= len(self.entries):
-            return self.entries[index - 1]
+        """The durable entry at ``index``, if any (None if compacted or beyond)."""
+        if self.base_index < index <= self.last_index:
+            return self.entries[index - self.base_index - 1]
         return None
+
+    def save_snapshot(self, index: int, term: int, data: bytes, keep: int = 2) -> None:
+        """A snapshot file made durable (older ones beyond ``keep`` removed)."""
+        self.snapshots[(index, term)] = data
+        for key in sorted(self.snapshots)[:-keep]:
+            del self.snapshots[key]
+
+    def newest_snapshot(self) -> bytes | None:
+        return self.snapshots[max(self.snapshots)] if self.snapshots else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core import Message, NodeId, Ready
+from ..node import Job
 from .nemesis import FaultAction
 
 
@@ -36,6 +37,15 @@ class SyncDone:
     epoch: int
     upto: int
     """The node's write sequence number the sync covers."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobDone:
+    """A node's snapshot job (a save or the check of a received file) ran its time."""
+
+    node: NodeId
+    epoch: int
+    job: Job
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +103,7 @@ class Deadline:
 
 
 Event = (
-    Tick | Deliver | SyncDone | ClientWake | ClientArrive | ClientAnswer | ClientLost
+    Tick | Deliver | SyncDone | JobDone | ClientWake | ClientArrive | ClientAnswer | ClientLost
     | NemesisAct | Fault | Heal | Deadline
 )  # fmt: skip
 

@@ -65,7 +65,9 @@ Invariants (of the oracle itself)
 - ``committed`` is the chain digest of the applied prefix, one per index, and
   grows by one index at a time.
 - ``views[n]`` mirrors node n's in-memory log exactly (entries from Readies,
-  or its durable log at restart).
+  or its durable log at restart), with its compacted prefix (behind a
+  snapshot) filled in from ``committed_entries``: a snapshot only ever covers
+  committed entries, which are the same on every node.
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ class Promise:
 class OracleStats:
     elections: int = 0
     max_term: int = 0
+    installs: int = 0
 
 
 class Oracle:
@@ -177,6 +180,8 @@ class Oracle:
         self.by_index_term: dict[tuple[int, int], bytes] = {}
         self.committed: list[bytes] = []
         """Chain digest of the applied prefix at index i, at ``committed[i - 1]``."""
+        self.committed_entries: list[Entry] = []
+        """The committed entries (a node's compacted prefix is mirrored from here)."""
         self.commit_term: list[int] = []
         """Upper bound on the term index i was committed in, at ``[i - 1]``."""
         self.first_applier: list[NodeId] = []
@@ -227,11 +232,8 @@ class Oracle:
         if old is not None:
             _monotonic(node, old, now, "restart")
         self._check_promises(node, now, disk)
-        view = NodeView(hard_state=now, next_apply=r.log.applied + 1)
-        self.views[node] = view
-        if disk.entries:
-            self._extend(node, view, disk.entries)
-        if r.log.entries != view.log:
+        view = self._durable_view(node, disk, now, r.log.applied + 1)
+        if r.log.entries != view.log[disk.base_index :]:
             raise Violation("restart", f"node {node} did not recover its durable log", node)
 
     def on_send(self, m: Message) -> None:
@@ -267,7 +269,7 @@ class Oracle:
                 f"term {hs.term}",
                 node,
             )
-        if p.ack_term == hs.term:
+        if p.ack_term == hs.term and p.ack_index > disk.base_index:
             e = disk.entry(p.ack_index)
             if e is None or e.term != p.ack_entry_term:
                 raise Violation(
@@ -279,11 +281,24 @@ class Oracle:
 
     def on_crash(self, node: NodeId, disk: SimDisk) -> None:
         """A node went down: from now on its log is its durable log."""
-        view = NodeView(hard_state=disk.hard_state, next_apply=0)
+        self._durable_view(node, disk, disk.hard_state, 0)
+        self._check_protected()
+
+    def _durable_view(self, node: NodeId, disk: SimDisk, hs: HardState, nxt: int) -> NodeView:
+        """Mirror a log read from ``disk``: its compacted prefix is the committed one."""
+        view = NodeView(hard_state=hs, next_apply=nxt)
+        self._reset(view, disk.base_index)
         self.views[node] = view
         if disk.entries:
             self._extend(node, view, disk.entries)
-        self._check_protected()
+        return view
+
+    def _reset(self, view: NodeView, index: int) -> None:
+        """``view``'s log becomes the committed prefix through ``index`` (a snapshot's)."""
+        if index > len(self.committed):
+            raise Violation("snapshot", f"a snapshot through {index}, beyond every applied index")
+        view.log[:] = self.committed_entries[:index]
+        view.digests[:] = self.committed[:index]
 
     def _check_protected(self) -> None:
         i = len(self.committed)
@@ -313,7 +328,7 @@ class Oracle:
         if old is not None and old != new:
             _monotonic(node, old, new, "durable hard state")
         self.durable[node] = new
-        n = len(disk.entries)
+        n = disk.last_index
         if new.commit > n:
             raise Violation(
                 "durable state", f"node {node}: commit {new.commit} beyond durable log {n}", node
@@ -322,6 +337,10 @@ class Oracle:
     def on_ready(self, node: NodeId, rd: Ready) -> None:
         view = self.views[node]
         hs = rd.hard_state
+        if rd.snapshot is not None:
+            self._reset(view, rd.snapshot.index)
+            view.next_apply = rd.snapshot.index + 1
+            self.stats.installs += 1
         if rd.entries:
             was_leader = view.role is Role.LEADER
             still = rd.soft_state is None or rd.soft_state.role is Role.LEADER
@@ -389,6 +408,7 @@ class Oracle:
                 )
         elif i == k + 1:
             self.committed.append(d)
+            self.committed_entries.append(e)
             self.commit_term.append(term)
             self.first_applier.append(node)
             self._check_protected()

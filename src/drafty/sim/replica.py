@@ -18,9 +18,12 @@ virtual time plus a per-node ``skew`` (which the nemesis may jump), from an
 epoch that looks like a real Unix time.
 
 A crash throws away everything but the disk's durable part; :meth:`start`
-builds a new core and node from the durable hard state and entries alone,
-with a new incarnation from the disk and a fresh state machine that replays
-the log. ``epoch`` counts lifetimes, so events addressed to an earlier one
+builds a new core and node from the durable hard state, the newest snapshot
+and the entries after it alone, with a new incarnation from the disk and a
+fresh state machine restored from the snapshot that replays the rest.
+``jobs`` (snapshot saves and checks) run when the simulation says their
+virtual time is over (:meth:`job_done`); one addressed to an earlier
+lifetime is dropped. ``epoch`` counts lifetimes, so events addressed to an earlier one
 are recognised and dropped.
 
 Two test-only switches plant driver bugs the oracle must catch:
@@ -43,15 +46,19 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from enum import Enum
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from ..core import Config, Entry, HardState, Message, NodeId, RawNode
-from ..node import Actions, Instant, Node, NodeOptions, Observer, Reply
+from ..node import Actions, Instant, Job, Node, NodeOptions, Observer, Reply
 from ..service.kv import KVStore
 from .disk import SimDisk
+from .files import SimFiles, load_newest
 
-NodeFactory = Callable[[Config, random.Random, HardState, Sequence[Entry]], RawNode]
-"""Builds a node's RawNode from durable state (tests swap in buggy cores here)."""
+NodeFactory = Callable[..., RawNode]
+"""Builds a node's RawNode from durable state (tests swap in buggy cores here):
+called as ``factory(config, rng, hard_state, entries, **start)`` where
+``start`` holds RawNode's ``offset``, ``offset_term``, ``applied`` and
+``snapshot`` arguments."""
 
 LayerFactory = Callable[..., Node]
 """Builds the node layer around a RawNode (tests swap in buggy node layers here)."""
@@ -61,9 +68,13 @@ EPOCH_MS: Final = 1_800_000_000_000
 
 
 def default_node_factory(
-    config: Config, rng: random.Random, hard_state: HardState, entries: Sequence[Entry]
+    config: Config,
+    rng: random.Random,
+    hard_state: HardState,
+    entries: Sequence[Entry],
+    **start: Any,
 ) -> RawNode:
-    return RawNode(config, rng, hard_state=hard_state, entries=entries)
+    return RawNode(config, rng, hard_state=hard_state, entries=entries, **start)
 
 
 class NodeState(Enum):
@@ -80,6 +91,8 @@ class Host(Protocol):
     def sync_started(self, replica: Replica, upto: int) -> None: ...
 
     def on_replies(self, replica: Replica, replies: Sequence[Reply]) -> None: ...
+
+    def job_started(self, replica: Replica, job: Job) -> None: ...
 
 
 class Replica:
@@ -150,20 +163,31 @@ class Replica:
 
     def start(self, rng: random.Random, virtual_ms: int, observer: Observer) -> None:
         """Start a lifetime from the disk's durable state alone."""
-        hs = self.disk.hard_state
+        disk = self.disk
+        hs = disk.hard_state
         if self.forget_vote:
             hs = replace(hs, vote=0)
         self.epoch += 1
         now = self.now(virtual_ms)
-        raw = self.factory(self.config, rng, hs, list(self.disk.entries))
+        start: dict[str, Any] = {}
+        snap = load_newest(disk)
+        payload = None
+        if snap is not None:
+            meta, payload = snap
+            disk.compact(meta.index, meta.term)  # a crash between install and compaction
+            start = {"applied": meta.index, "snapshot": meta}
+        start.update(offset=disk.base_index, offset_term=disk.base_term)
+        raw = self.factory(self.config, rng, hs, list(disk.entries), **start)
         self.kv = KVStore()
         self._node = self.layer(
             raw,
             self.kv,
-            incarnation=self.disk.next_incarnation(now.wall_ms),
+            incarnation=disk.next_incarnation(now.wall_ms),
             now=now,
             options=self.options,
             observer=observer,
+            snapshot=payload,
+            files=SimFiles(disk),
         )
         self.state = NodeState.UP
 
@@ -193,12 +217,25 @@ class Replica:
             host.send(actions.messages)
         if actions.replies:
             host.on_replies(self, actions.replies)
+        for job in actions.jobs:
+            host.job_started(self, job)
         if actions.sync:
             if self.ack_before_fsync:
                 self.node.synced(actions.sync)  # the planted bug: durable before the fsync
                 host.sync_started(self, actions.sync)
             else:
                 host.sync_started(self, actions.sync)
+
+    def job_done(self, job: Job, virtual_ms: int, host: Host) -> None:
+        """Run ``job`` now (its virtual time is over) and report it to the node."""
+        result: object = None
+        error: BaseException | None = None
+        try:
+            result = job.run()
+        except Exception as e:  # reported into the node, as the driver does
+            error = e
+        self.node.job_done(job, result, error, self.now(virtual_ms))
+        self.drive(host)
 
     def sync_done(self, upto: int, host: Host) -> None:
         """The sync of node writes ``<= upto`` completed."""

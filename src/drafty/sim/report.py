@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ..core import describe
 from ..core.ready import Ready
+from ..node import SaveSnapshot
 from .events import (
     ClientAnswer,
     ClientArrive,
@@ -33,6 +34,7 @@ from .events import (
     Event,
     Fault,
     Heal,
+    JobDone,
     NemesisAct,
     SyncDone,
     Tick,
@@ -189,6 +191,10 @@ def event_text(ev: Event) -> str:
         return f"tick node {ev.node}"
     if isinstance(ev, Deliver):
         return "deliver " + describe.message(ev.msg)
+    if isinstance(ev, JobDone):
+        job = ev.job
+        what = "saved" if isinstance(job, SaveSnapshot) else "received"
+        return f"node {ev.node}: snapshot {job.meta.term}/{job.meta.index} {what}"
     if isinstance(ev, SyncDone):
         return f"sync of writes <= {ev.upto} done on node {ev.node}"
     if isinstance(ev, ClientWake):

@@ -58,9 +58,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core import AppendEntries, AppendResponse, Message, NodeId, Ready, Role
+from ..core import AppendEntries, AppendResponse, Message, NodeId, Ready, Role, SnapshotMeta
 from ..core.progress import ProgressState
-from ..node import Applied, Node, Reply
+from ..node import Applied, Job, Node, Reply
 from ..node.envelope import Envelope
 from .events import (
     ClientAnswer,
@@ -72,6 +72,7 @@ from .events import (
     Event,
     Fault,
     Heal,
+    JobDone,
     NemesisAct,
     Note,
     SyncDone,
@@ -83,6 +84,7 @@ from .network import Network, NetworkParams
 from .oracle import Oracle, Violation
 from .replica import EPOCH_MS, NodeState, Replica
 from .scenario import ALL_FAULTS, Scenario, SimConfig, parse_faults
+from .statecheck import StateCheck
 from .workload import Workload
 
 __all__ = ["ALL_FAULTS", "Outcome", "SimConfig", "Simulation", "TraceItem", "parse_faults"]
@@ -127,6 +129,7 @@ class Simulation:
         self._queue: list[tuple[int, int, Event]] = []
         self.network = Network(self.rng, self.ids, sc.network)
         self.oracle = Oracle(max_lead_ms=sc.options.max_clock_lead_ms)
+        self.statecheck = StateCheck(sc.options)
         self.replicas: dict[NodeId, Replica] = {
             i: Replica(
                 sc.config(i, cfg),
@@ -261,6 +264,8 @@ class Simulation:
             self._deliver(ev)
         elif isinstance(ev, SyncDone):
             self._sync_done(ev)
+        elif isinstance(ev, JobDone):
+            self._job_done(ev)
         elif isinstance(ev, ClientWake):
             self.workload.wake(ev.client)
         elif isinstance(ev, ClientArrive):
@@ -305,6 +310,17 @@ class Simulation:
             return
         rep.sync_done(ev.upto, self)
         self.oracle.on_durable(ev.node, rep.disk)
+        self._after(ev.node)
+
+    def _job_done(self, ev: JobDone) -> None:
+        rep = self.replicas[ev.node]
+        if rep.epoch != ev.epoch or rep.state is NodeState.DOWN:
+            return
+        if rep.state is NodeState.PAUSED:
+            self.deferred[ev.node].append(ev)
+            return
+        rep.job_done(ev.job, self.now, self)
+        self.statecheck.on_job(ev.node, ev.job, rep.disk)
         self._after(ev.node)
 
     def drive(self, node: NodeId) -> None:
@@ -352,6 +368,10 @@ class Simulation:
         replica.sync_tail = done
         self._at(done, SyncDone(replica.id, replica.epoch, upto))
 
+    def job_started(self, replica: Replica, job: Job) -> None:
+        latency = self.rng.randint(1, 10 * self.scenario.sync_ms)
+        self._at(self.now + latency, JobDone(replica.id, replica.epoch, job))
+
     def on_replies(self, replica: Replica, replies: Sequence[Reply]) -> None:
         incarnation = replica.node.incarnation
         for r in replies:
@@ -370,6 +390,11 @@ class Simulation:
     def on_applied(self, node: Node, applied: Applied) -> None:
         rep = self.replicas[node.id]
         self.oracle.on_applied(node.id, applied, node.raw.raft.term, rep.disk)
+        self.statecheck.on_applied(node.id, applied)
+
+    def on_restored(self, node: Node, meta: SnapshotMeta) -> None:
+        self.statecheck.on_restored(node, meta)
+        self.note(f"node {node.id} restored snapshot {meta.term}/{meta.index}")
 
     # -- workload Host ---------------------------------------------------------
 
@@ -457,6 +482,8 @@ class Simulation:
                 self._deliver(ev)
             elif isinstance(ev, ClientArrive):
                 self._arrive(ev)
+            elif isinstance(ev, JobDone):
+                self._job_done(ev)
             else:
                 assert isinstance(ev, SyncDone)
                 self._sync_done(ev)

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from ..core import Config, NodeId
-from ..node import Node, NodeOptions
+from ..node import Node, NodeOptions, TransferLimits
 from .nemesis import FAULT_KINDS
 from .network import NetworkParams
 from .replica import LayerFactory, NodeFactory, default_node_factory
@@ -63,6 +63,8 @@ class SimConfig:
     clients: int | None = None
     hunt: float | None = None
     """Probability that a new leader is hunted (crashed or isolated at once); None: per seed."""
+    snapshot_entries: int | None = None
+    """Snapshot every this many applied entries (0: never); None: per seed."""
     config_overrides: Mapping[str, object] = field(default_factory=dict)
     """Config fields forced for every node (else drawn per seed)."""
     node_factory: NodeFactory = default_node_factory
@@ -111,7 +113,7 @@ class Scenario:
     def choose(cls, rng: random.Random, cfg: SimConfig) -> Scenario:
         net = NetworkParams.choose(rng) if "network" in cfg.faults else NetworkParams.calm()
         gap_lo = rng.choice((20, 50, 100, 200, 400))
-        return cls(
+        sc = cls(
             prevote=rng.random() < 0.7,
             check_quorum=rng.random() < 0.7,
             forward_proposals=rng.random() < 0.3,
@@ -134,6 +136,8 @@ class Scenario:
             skew_ms=rng.choice((-600_000, -5_000, 200, 5_000, 600_000)),
             client_drop=rng.choice((0.0, 0.0, 0.02, 0.1)) if "network" in cfg.faults else 0.0,
         )
+        # Drawn last, so the draws above stay what they were before snapshots.
+        return replace(sc, options=_snapshot_options(rng, cfg, sc.options))
 
     def config(self, node: NodeId, cfg: SimConfig) -> Config:
         fields: dict[str, object] = {
@@ -148,6 +152,27 @@ class Scenario:
         fields.update(cfg.config_overrides)
         voters = tuple(range(1, cfg.nodes + 1))
         return Config(node, voters, **fields)  # type: ignore[arg-type]
+
+
+def _snapshot_options(rng: random.Random, cfg: SimConfig, base: NodeOptions) -> NodeOptions:
+    """Small snapshot thresholds, so that snapshots, compaction and transfers
+    happen many times per run (0: this seed takes no snapshots)."""
+    entries = _pick(rng.choice((0, 8, 20, 50)), cfg.snapshot_entries)
+    timeout = cfg.election_ticks * cfg.tick_ms
+    return replace(
+        base,
+        snapshot_entries=entries,
+        snapshot_bytes=rng.choice((0, 0, 1500)) if entries else 0,
+        snapshot_keep_entries=rng.choice((0, 3, 10, 30)),
+        snapshot_retry_ms=timeout,
+        transfer=TransferLimits(
+            chunk_bytes=rng.choice((64, 512, 4096)),
+            window_chunks=rng.choice((1, 2, 4)),
+            ack_timeout_ms=timeout,
+            max_resends=rng.choice((1, 3)),
+            receive_idle_ms=5 * timeout,
+        ),
+    )
 
 
 def _pick(drawn: _T, forced: _T | None) -> _T:
