@@ -72,10 +72,6 @@ Invariants (of the oracle itself)
 
 from __future__ import annotations
 
-import hashlib
-import struct
-from dataclasses import dataclass, field
-
 from ..core import (
     NONE,
     AppendResponse,
@@ -93,6 +89,7 @@ from ..node import Applied, Reply, Verdict
 from ..node.envelope import Envelope
 from ..service.kv import decode_command
 from .disk import SimDisk
+from .mirror import EMPTY_DIGEST, NodeView, OracleStats, Promise, chain
 
 Identity = tuple[int, int, int]
 """A request's identity: (origin, incarnation, request)."""
@@ -113,46 +110,6 @@ class Violation(Exception):
         self.node = node
         self.cause = cause
         """A diagnosis when the simulator recognises a known failure shape."""
-
-
-_EMPTY = b"\0" * 16
-
-
-def chain(prev: bytes, e: Entry) -> bytes:
-    """Digest of a log prefix ending with ``e``, given the digest before it."""
-    h = hashlib.blake2b(prev, digest_size=16)
-    h.update(struct.pack(">QQB", e.index, e.term, int(e.kind)))
-    h.update(e.data)
-    return h.digest()
-
-
-@dataclass(slots=True)
-class NodeView:
-    """The oracle's picture of one node lifetime."""
-
-    log: list[Entry] = field(default_factory=list)
-    digests: list[bytes] = field(default_factory=list)
-    hard_state: HardState = field(default_factory=HardState)
-    role: Role = Role.FOLLOWER
-    next_apply: int = 1
-
-
-@dataclass(slots=True)
-class Promise:
-    """What a node told its peers that only durable state may back."""
-
-    vote_term: int = 0
-    vote: NodeId = NONE
-    ack_term: int = 0
-    ack_index: int = 0
-    ack_entry_term: int = 0
-
-
-@dataclass(slots=True)
-class OracleStats:
-    elections: int = 0
-    max_term: int = 0
-    installs: int = 0
 
 
 class Oracle:
@@ -203,7 +160,7 @@ class Oracle:
             )
         del view.log[first - 1 :]
         del view.digests[first - 1 :]
-        prev = view.digests[-1] if view.digests else _EMPTY
+        prev = view.digests[-1] if view.digests else EMPTY_DIGEST
         table = self.by_index_term
         for e in entries:
             if e.index != len(view.log) + 1:

@@ -146,6 +146,15 @@ def summary_lines(sim: Simulation) -> list[str]:
         f"{opts.clock_interval_ms}ms lead {opts.max_clock_lead_ms}ms; {skew}; "
         f"sessions open {sessions}, expired {expired}",
     ]
+    sc_ = sim.statecheck
+    if opts.snapshot_entries or opts.snapshot_bytes:
+        lines.append(
+            f"  snapshots: every {opts.snapshot_entries} entries/{opts.snapshot_bytes} bytes, "
+            f"keep {opts.snapshot_keep_entries}; files checked {sc_.saved}, "
+            f"installs {sim.oracle.stats.installs}, restores checked {sc_.restored}"
+        )
+    else:
+        lines.append("  snapshots: off")
     if out.liveness_ms is not None:
         conv = "" if out.converge_ms is None else f"; all nodes caught up at {out.converge_ms}ms"
         lines.append(f"  liveness: write committed {out.liveness_ms}ms after heal{conv}")

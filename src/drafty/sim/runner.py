@@ -58,10 +58,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core import AppendEntries, AppendResponse, Message, NodeId, Ready, Role, SnapshotMeta
-from ..core.progress import ProgressState
+from ..core import Message, NodeId, Ready, Role, SnapshotMeta
 from ..node import Applied, Job, Node, Reply
 from ..node.envelope import Envelope
+from .diagnose import roles, stalled_replication
 from .events import (
     ClientAnswer,
     ClientArrive,
@@ -516,7 +516,7 @@ class Simulation:
 
     def _deadline(self, what: str) -> None:
         ticks = self.bound_ms // self.cfg.tick_ms
-        stalled = self._stalled()
+        stalled = stalled_replication(self.leader_guess(), self.replicas, self._queue)
         cause = "stalled-replication" if stalled else None
         if what == "leader" and not self._probe_index:
             high = max(r.applied for r in self.replicas.values())
@@ -529,7 +529,7 @@ class Simulation:
                 "liveness",
                 f"no write committed within {ticks} ticks ({self.cfg.liveness_timeouts} "
                 f"election timeouts) after faults healed, and nothing more applied in the "
-                f"last {ticks} ticks; {self._roles()}{stalled}",
+                f"last {ticks} ticks; {roles(self.replicas)}{stalled}",
                 cause=cause,
             )
         if what == "converge" and self.outcome.converge_ms is None:
@@ -545,47 +545,9 @@ class Simulation:
             raise Violation(
                 "liveness",
                 f"within {ticks} ticks of the probe write committing at index "
-                f"{self._probe_index}: {', '.join(lag)}; {self._roles()}{stalled}",
+                f"{self._probe_index}: {', '.join(lag)}; {roles(self.replicas)}{stalled}",
                 cause=cause,
             )
-
-    def _stalled(self) -> str:
-        """Followers the leader streams to (REPLICATE) that lack entries, while
-        nothing is in flight between them: replication to them has stopped."""
-        leader = self.leader_guess()
-        if leader is None:
-            return ""
-        r = self.replicas[leader].raw.raft
-        busy = set()
-        for _, _, ev in self._queue:
-            if (
-                isinstance(ev, Deliver)
-                and isinstance(ev.msg, (AppendEntries, AppendResponse))
-                and leader in (ev.msg.src, ev.msg.dst)
-            ):
-                busy.add(ev.msg.dst if ev.msg.src == leader else ev.msg.src)
-        last = r.log.last_index()
-        out = []
-        for p, pr in sorted(r.progress.items()):
-            if pr.state is ProgressState.REPLICATE and pr.match < last and p not in busy:
-                out.append(f"{p} (match={pr.match} next={pr.next} inflight={pr.inflights.count()})")
-        if not out:
-            return ""
-        return (
-            f"; replication from leader {leader} stalled to "
-            + ", ".join(out)
-            + ": REPLICATE with nothing in flight and heartbeats never resend"
-        )
-
-    def _roles(self) -> str:
-        parts = []
-        for i, rep in self.replicas.items():
-            if not rep.running:
-                parts.append(f"{i}:{rep.state.value}")
-                continue
-            r = rep.raw.raft
-            parts.append(f"{i}:{r.role.value}@{r.term}/last={r.log.last_index()}")
-        return "nodes " + " ".join(parts)
 
     def _check_converged(self) -> None:
         target = self._probe_index
