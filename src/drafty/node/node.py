@@ -90,14 +90,12 @@ from ..core import (
     Role,
     SnapshotAck,
     SnapshotChunk,
-    SnapshotMeta,
     SoftState,
     Status,
 )
 from ..core.errors import CoreMisuse, DraftyError
-from . import snapshot as snapshot_payload
 from .actions import Actions, Applied, DiskWrite, NodeOptions, Observer, Quiet, Verdict
-from .api import OutcomeUnknown, Refused, SnapshotView, StateMachine, StreamingStateMachine
+from .api import OutcomeUnknown, Refused, SnapshotView, StateMachine
 from .apply import execute, outcome
 from .clock import Instant, LeaderClock
 from .dedupe import Admission, DuplicateFilter
@@ -105,10 +103,11 @@ from .envelope import Envelope, EnvelopeError, Kind, pack, unpack
 from .ports import FinishReceive, Job, SaveSnapshot, SnapshotFiles
 from .requests import Reply, Waiting
 from .sessions import SessionTable
+from .snapshotting import Snapshotting
 from .transfer import Installable, Transfers
 
 
-class Node:
+class Node(Snapshotting):
     """One Raft member's logic, without I/O; see the module docstring."""
 
     def __init__(
@@ -158,9 +157,8 @@ class Node:
         self._stamped_index = 0
         snap = raw.raft.snapshot
         self.snapshot_index = snap.index if snap is not None else 0
-        """Index of the newest snapshot this node holds (0: none)."""
+        self.last_saved = None
         self._applied_bytes = 0
-        """Bytes of entry data applied since ``snapshot_index``."""
         self._saving: tuple[SaveSnapshot, SnapshotView | None] | None = None
         self._save_after_ms = 0
         self._installing: Installable | None = None
@@ -192,110 +190,6 @@ class Node:
 
     def status(self) -> Status:
         return self.raw.status()
-
-    # -- snapshots -----------------------------------------------------------------
-
-    def capture(self) -> tuple[SnapshotMeta, bytes]:
-        """A snapshot of the state applied so far, its description and whole
-        payload, made on the caller's thread (for tests and tools; a running
-        node takes snapshots with jobs)."""
-        payload = snapshot_payload.encode(self.machine, self.sessions, self.filter)
-        return self._meta_now(), payload
-
-    def _meta_now(self) -> SnapshotMeta:
-        r = self.raw.raft
-        if r.log.term(self.applied) is None:
-            raise CoreMisuse(f"applied index {self.applied} is no longer in the log")
-        return SnapshotMeta(self.applied, self.applied_term, r.voters)
-
-    def _restore(self, payload: bytes | memoryview) -> None:
-        """Take the state of a snapshot's payload (the core is already past it)."""
-        snapshot_payload.decode(payload, self.machine, self.sessions, self.filter)
-        # Restored log time may be this node's own reading: it lends no lead.
-        self.clock.observe(self.id, self.sessions.now, self._now.mono_ms)
-        self._applied_bytes = 0
-
-    def _maybe_snapshot(self) -> None:
-        o = self.options
-        if (
-            self.files is None
-            or self._saving is not None
-            or self._now.mono_ms < self._save_after_ms
-            or self.applied <= self.snapshot_index
-            or not (
-                (o.snapshot_entries and self.applied - self.snapshot_index >= o.snapshot_entries)
-                or (o.snapshot_bytes and self._applied_bytes >= o.snapshot_bytes)
-            )
-        ):
-            return
-        meta = self._meta_now()
-        try:
-            head = snapshot_payload.encode_head(self.machine, self.sessions, self.filter)
-            view: SnapshotView | None = None
-            if isinstance(self.machine, StreamingStateMachine):
-                view = self.machine.snapshot_view()
-                pieces = snapshot_payload.chunks(head, view.chunks())
-            else:
-                pieces = snapshot_payload.chunks(head, (self.machine.snapshot(),))
-        except snapshot_payload.SnapshotError:
-            self.raw.raft.counters["snapshot_unencodable"] += 1
-            self._save_after_ms = self._now.mono_ms + o.snapshot_retry_ms
-            return
-        job = SaveSnapshot(meta, self.files, pieces)
-        self._saving = (job, view)
-        self._applied_bytes = 0
-        self._jobs.append(job)
-
-    def _saved(self, job: SaveSnapshot, error: BaseException | None) -> None:
-        assert self._saving is not None and self._saving[0] is job
-        view = self._saving[1]
-        self._saving = None
-        if view is not None:
-            view.close()
-        r = self.raw.raft
-        if error is not None:
-            r.counters["snapshot_save_failed"] += 1
-            self._save_after_ms = self._now.mono_ms + self.options.snapshot_retry_ms
-            return
-        meta = job.meta
-        r.counters["snapshots_taken"] += 1
-        if meta.index <= self.snapshot_index:
-            return  # an installed snapshot overtook it
-        self.raw.snapshot_taken(meta)
-        self.snapshot_index = meta.index
-        upto = meta.index - self.options.snapshot_keep_entries
-        term = r.log.term(upto) if upto > r.log.offset else None
-        if term is not None:
-            self.raw.compact(upto)
-            self._write_seq += 1
-            self._writes.append(DiskWrite(self._write_seq, (), None, compact=(upto, term)))
-
-    def _install(self, got: Installable) -> None:
-        """A received snapshot is checked: step it into the core, bytes in hand."""
-        r = self.raw.raft
-        if r.role is not Role.FOLLOWER or r.term != got.term:
-            r.counters["snapshot_install_stale"] += 1
-            return
-        self._installing = got
-        self.raw.step(InstallSnapshot(got.src, self.id, got.term, got.meta))
-        assert self.transfers is not None
-        self.transfers.installed(got)
-
-    def _installed(self, meta: SnapshotMeta) -> None:
-        """The core installed ``meta``: restore the state from its payload."""
-        got = self._installing
-        if got is None or got.meta != meta:
-            raise CoreMisuse(f"the core installed {meta} without its payload")
-        self._installing = None
-        self._restore(got.payload)
-        self.applied, self.applied_term = meta.index, meta.term
-        self.snapshot_index = meta.index
-        self.waiting.unknown_upto(meta.index, meta.term)
-        self.observer.on_restored(self, meta)
-
-    def _needs(self, meta: SnapshotMeta) -> bool:
-        log = self.raw.raft.log
-        return meta.index > log.committed and not log.matches(meta.index, meta.term)
 
     # -- input -------------------------------------------------------------------
 
@@ -377,7 +271,7 @@ class Node:
             self._now = now
         if isinstance(job, SaveSnapshot):
             if self._saving is not None and self._saving[0] is job:
-                self._saved(job, error if self.active else None)
+                self._saved(job, result, error if self.active else None)
         elif self.transfers is not None and self.active:
             assert isinstance(job, FinishReceive)
             payload = result if isinstance(result, (bytes, memoryview)) else None
