@@ -115,3 +115,14 @@ def test_a_failed_save_is_retried_only_after_the_retry_period() -> None:
     one.ms += 60
     one.set(1)
     assert len(one.jobs) == 1
+
+
+def test_the_kept_tail_is_bounded_in_bytes_as_well() -> None:
+    one = One(NodeOptions(snapshot_entries=10, snapshot_keep_entries=8, snapshot_keep_bytes=100))
+    one.set(9)
+    one.finish_jobs()
+    entry = one.node.raw.raft.log.entries[-1]
+    per_entry = len(entry.data)
+    assert 100 // per_entry < 8  # the byte bound is the tighter one here
+    kept = one.node.raw.raft.log.last_index() - one.node.raw.raft.log.offset
+    assert kept == 100 // per_entry

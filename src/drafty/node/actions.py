@@ -42,6 +42,8 @@ class NodeOptions:
     """... or once this many bytes of entry data did (0: never by size)."""
     snapshot_keep_entries: int = 5_000
     """Entries kept in the log behind a snapshot, for followers a little behind."""
+    snapshot_keep_bytes: int = 16 << 20
+    """... but no more than this many bytes of their data."""
     snapshot_retry_ms: int = 10_000
     """After a snapshot failed to save, wait this long before the next try."""
     transfer: TransferLimits = field(default_factory=TransferLimits)
@@ -59,7 +61,7 @@ class NodeOptions:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("max_clock_lead_ms", "snapshot_entries", "snapshot_bytes",
-                     "snapshot_keep_entries"):  # fmt: skip
+                     "snapshot_keep_entries", "snapshot_keep_bytes"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
 

@@ -141,12 +141,26 @@ class Snapshotting:
             return  # an installed snapshot overtook it
         self.raw.snapshot_taken(meta)
         self.snapshot_index = meta.index
-        upto = meta.index - self.options.snapshot_keep_entries
+        upto = self._compaction_point(meta.index)
         term = r.log.term(upto) if upto > r.log.offset else None
         if term is not None:
             self.raw.compact(upto)
             self._write_seq += 1
             self._writes.append(DiskWrite(self._write_seq, (), None, compact=(upto, term)))
+
+    def _compaction_point(self, index: int) -> int:
+        """Compact through here: keep ``snapshot_keep_entries`` entries behind a
+        snapshot at ``index``, but no more than ``snapshot_keep_bytes`` of data."""
+        log = self.raw.raft.log
+        o = self.options
+        upto = max(index - o.snapshot_keep_entries, log.offset)
+        kept, i = 0, index
+        while i > upto:
+            kept += len(log.entries[i - log.offset - 1].data)
+            if kept > o.snapshot_keep_bytes:
+                return i
+            i -= 1
+        return upto
 
     def _install(self, got: Installable) -> None:
         """A received snapshot is checked: step it into the core, bytes in hand."""
