@@ -14,6 +14,7 @@ from drafty.core import (
     Config,
     CoreMisuse,
     Entry,
+    EntryKind,
     HardState,
     InstallSnapshot,
     RawNode,
@@ -104,3 +105,21 @@ def test_progress_in_snapshot_state_sends_nothing_and_ignores_rejections() -> No
     pr.maybe_update(9)
     pr.become_probe()
     assert (pr.state, pr.next, pr.pending_snapshot) == (ProgressState.PROBE, 10, 0)
+
+
+def test_a_restart_from_a_snapshot_ahead_of_the_durable_commit_lifts_the_commit() -> None:
+    """A snapshot saved before the hard state carrying its commit index was
+    fsynced: the snapshot's index was applied, so it was committed."""
+    entries = [Entry(i, 1, EntryKind.NORMAL, b"x") for i in range(1, 11)]
+    meta = SnapshotMeta(8, 1, (1, 2, 3))
+    raw = RawNode(
+        Config(1, (1, 2, 3)), random.Random(1), hard_state=HardState(1, 1, 5),
+        entries=entries[3:], offset=3, offset_term=1, applied=8, snapshot=meta,
+    )  # fmt: skip
+    log = raw.raft.log
+    assert (log.committed, log.applied, log.offset) == (8, 8, 3)
+    installed = RawNode(
+        Config(1, (1, 2, 3)), random.Random(1), hard_state=HardState(1, 1, 2),
+        offset=8, offset_term=1, applied=8, snapshot=meta,
+    )  # fmt: skip
+    assert installed.raft.log.committed == 8
