@@ -102,12 +102,12 @@ class RawNode:
             raise CoreMisuse("rng must be a random.Random instance (seed it for determinism)")
         if hard_state.vote != NONE and hard_state.vote not in config.voters:
             raise StateError(f"hard state votes for node {hard_state.vote}, not a voter")
-        if max(offset, applied) > hard_state.commit:
-            # Only committed entries are ever applied or compacted (behind a
-            # snapshot), but a snapshot can be durable before the commit index
-            # that covers it (a crash right after taking or installing one):
-            # the snapshot vouches for it.
-            hard_state = HardState(hard_state.term, hard_state.vote, max(offset, applied))
+        floor = max(offset, snapshot.index if snapshot is not None else 0)
+        if floor > hard_state.commit:
+            # Only committed entries are ever compacted or snapshotted, but a
+            # snapshot can be durable before the commit index that covers it
+            # (a crash right after taking or installing one): it vouches for it.
+            hard_state = HardState(hard_state.term, hard_state.vote, floor)
         log = RaftLog(
             entries,
             offset=offset,
