@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from drafty.service.config import ClusterConfig, NodeEntry, render
+from drafty.service.config import ClusterConfig, NodeEntry, SnapshotSettings, render
 
 
 def _free_base(span: int) -> int:
@@ -41,7 +41,7 @@ def _free_base(span: int) -> int:
 class Cluster:
     """N `drafty serve` processes with their data under a temporary directory."""
 
-    def __init__(self, directory: Path, n: int) -> None:
+    def __init__(self, directory: Path, n: int, snapshot: SnapshotSettings | None = None) -> None:
         self.dir = directory
         base = _free_base(n)
         self.config = ClusterConfig(
@@ -51,6 +51,7 @@ class Cluster:
                 for i in range(1, n + 1)
             },
             tick_ms=50,
+            snapshot=snapshot or SnapshotSettings(),
         )
         self.path = directory / "cluster.toml"
         self.path.write_text(render(self.config))
@@ -119,8 +120,8 @@ class Cluster:
 def cluster_factory(tmp_path: Path) -> Iterator[type[Cluster] | object]:
     made: list[Cluster] = []
 
-    def make(n: int = 3) -> Cluster:
-        c = Cluster(tmp_path, n)
+    def make(n: int = 3, snapshot: SnapshotSettings | None = None) -> Cluster:
+        c = Cluster(tmp_path, n, snapshot)
         made.append(c)
         return c
 

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from drafty.node import NodeOptions, TransferLimits
 from drafty.service.config import (
+    MAX_CHUNK_BYTES,
     ClusterConfig,
     ClusterConfigError,
     NodeEntry,
+    SnapshotSettings,
     from_dict,
     load,
     parse_address,
@@ -161,3 +164,60 @@ def test_cluster_names_are_restricted(name: str) -> None:
     """Names are plain tokens, so render() can never write broken TOML."""
     with pytest.raises(ClusterConfigError, match="cluster must be"):
         from_dict({"cluster": name, "node": [{"id": 1, "peer": "h:1", "client": "h:2"}]}, "x")
+
+
+def test_snapshot_table_defaults_and_values(tmp_path: Path) -> None:
+    assert load(write(tmp_path, node())).snapshot == SnapshotSettings(
+        entries=10_000, bytes=64 << 20, keep_entries=5_000, chunk_bytes=1 << 20
+    )
+    text = "[snapshot]\nentries = 20\nbytes = 0\nkeep_entries = 5\nchunk_bytes = 256\n\n" + node()
+    cfg = load(write(tmp_path, text))
+    assert cfg.snapshot == SnapshotSettings(20, 0, 5, 256)
+    partial = load(write(tmp_path, "[snapshot]\nkeep_entries = 7\n" + node())).snapshot
+    assert partial == SnapshotSettings(keep_entries=7)
+    edge = load(write(tmp_path, f"[snapshot]\nchunk_bytes = {16 << 20}\n" + node())).snapshot
+    assert edge.chunk_bytes == MAX_CHUNK_BYTES == 16 << 20
+
+
+def test_snapshot_settings_become_node_options() -> None:
+    opts = NodeOptions(**SnapshotSettings(20, 1000, 5, 256).node_options())
+    assert (opts.snapshot_entries, opts.snapshot_bytes, opts.snapshot_keep_entries) == (20, 1000, 5)
+    assert opts.transfer == TransferLimits(chunk_bytes=256)
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ("entries = -1", "[snapshot]: entries must be a non-negative integer"),
+        ('entries = "10"', "entries must be"),
+        ("entries = 1.5", "entries must be"),
+        ("entries = true", "entries must be"),
+        ("bytes = -5", "[snapshot]: bytes must be"),
+        ("keep_entries = -1", "[snapshot]: keep_entries must be"),
+        ("chunk_bytes = 0", "[snapshot]: chunk_bytes must be an integer in 1..16777216"),
+        (f"chunk_bytes = {(16 << 20) + 1}", "chunk_bytes must be an integer in 1..16777216"),
+        ("chunk = 5", "[snapshot]: unknown field(s) chunk"),
+    ],
+)
+def test_snapshot_table_errors_name_the_field(tmp_path: Path, table: str, problem: str) -> None:
+    path = write(tmp_path, f"[snapshot]\n{table}\n\n" + node())
+    with pytest.raises(ClusterConfigError) as e:
+        load(path)
+    assert problem in str(e.value) and str(path) in str(e.value)
+
+
+def test_snapshot_must_be_a_table(tmp_path: Path) -> None:
+    with pytest.raises(ClusterConfigError, match=r"\[snapshot\] must be a table"):
+        load(write(tmp_path, "snapshot = 5\n" + node()))
+
+
+def test_render_keeps_snapshot_settings() -> None:
+    made = ClusterConfig(
+        "local", {1: NodeEntry(1, ("h", 1), ("h", 2))}, 50, SnapshotSettings(20, 0, 5, 256)
+    )
+    text = render(made)
+    assert "[snapshot]" in text
+    assert from_dict(tomllib.loads(text), "x") == made
+    plain = ClusterConfig("local", {1: NodeEntry(1, ("h", 1), ("h", 2))})
+    assert "[snapshot]" not in render(plain)
+    assert from_dict(tomllib.loads(render(plain)), "x") == plain

@@ -15,7 +15,23 @@ I/O; this module only connects it to the platform:
   loop (``os.write``, no fsync); ``Actions.sync`` runs ``fsync`` in a
   dedicated thread, one at a time, and reports ``synced`` when it returns;
 - **callers**: :meth:`RaftNode.submit` registers a future under the request
-  number the node returns; ``Actions.replies`` resolve them.
+  number the node returns; ``Actions.replies`` resolve them;
+- **snapshots**: the node reaches the ``snap/`` files through
+  :class:`~drafty.driver.files.DiskSnapshotFiles`; a write's ``compact``
+  compacts the log (``wal.compact``) before its entries are appended;
+  ``Actions.jobs`` (saving a snapshot, checking a received one) run in a
+  second thread of their own, so a long save never delays an fsync, and
+  their outcome (result or exception, never fatal) goes back through
+  ``job_done``. Two snapshot files are kept: a leader may still be
+  streaming the previous one while the next is saved.
+
+Restart: storage opens the newest valid snapshot; if the log does not hold
+the snapshot's last entry (a crash between keeping an installed snapshot and
+resetting the log), the log is compacted to it first. The core starts at the
+snapshot (applied = its index) with the log entries after the log's base
+(which may lie behind the snapshot: the entries kept for slow followers),
+the node restores the state machine from the payload, and the committed
+entries after the snapshot are applied again.
 
 Every input only pokes the node and schedules one :meth:`_process` pass with
 ``call_soon``, so everything that arrives in one loop iteration leaves in one
@@ -41,12 +57,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core import NONE, Config, NodeId, RawNode, Ready, Role, Status, describe
-from ..luid import luid
-from ..node import Actions, Applied, Instant, Node, NodeOptions, Refused, StateMachine, Verdict
-from ..node.envelope import Envelope
+from ..core import NONE, Config, NodeId, RawNode, Status
+from ..node import (
+    Actions,
+    Instant,
+    Job,
+    Node,
+    NodeOptions,
+    Refused,
+    SaveSnapshot,
+    StateMachine,
+    TransferLimits,
+)
 from ..storage import NodeStorage, WriteAheadLog
 from ..transport.tcp import Address, PeerTransport
+from .files import DiskSnapshotFiles
+from .trace import Tracer
 
 log = logging.getLogger("drafty.driver")
 
@@ -68,48 +94,38 @@ class NodeSettings:
     seed: int | None = None
     extra_config: dict[str, Any] = field(default_factory=dict)
     node_options: dict[str, Any] = field(default_factory=dict)
-    """Further :class:`~drafty.node.NodeOptions` fields."""
+    """Further :class:`~drafty.node.NodeOptions` fields (among them the snapshot
+    thresholds; ``transfer`` may be a :class:`~drafty.node.TransferLimits` or a
+    dict of its fields)."""
 
 
-_RPC_NAMES = {
-    "AppendEntries": "append",
-    "AppendResponse": "append-ack",
-    "VoteRequest": "vote",
-    "VoteResponse": "vote-ack",
-    "Heartbeat": "heartbeat",
-    "HeartbeatResponse": "heartbeat-ack",
-    "Propose": "forward",
-}
+KEEP_SNAPSHOTS = 2
+"""Snapshot files kept: a leader may still be streaming the previous one to a
+follower while the next one is saved."""
 
 
-class _Tracer:
-    """Logs role changes, and with debug on every Ready, each RPC named by a
-    locally unique id (``append-4093``)."""
+@dataclass(frozen=True, slots=True)
+class LogStatus:
+    """The durable log and snapshot of a running node, for INFO and status."""
 
-    def on_ready(self, node: Node, rd: Ready) -> None:
-        soft = rd.soft_state
-        if soft is not None and (soft.role is not Role.LEADER or soft.leader != node.id):
-            who = f"node {soft.leader}" if soft.leader != NONE else "unknown"
-            log.info("node %d: %s, term %d, leader %s", node.id, soft.role.value,
-                     node.raw.raft.term, who)  # fmt: skip
-        elif soft is not None:
-            log.info("node %d: leader of term %d", node.id, node.raw.raft.term)
-        if not log.isEnabledFor(logging.DEBUG):
-            return
-        name = luid("ready")
-        log.debug("node %d %s: %d entries to persist, %d to apply, hard state %s", node.id,
-                  name, len(rd.entries), len(rd.committed_entries), rd.hard_state)  # fmt: skip
-        for m in (*rd.messages, *rd.messages_after_persist):
-            rpc = luid(_RPC_NAMES.get(type(m).__name__, "message"))
-            log.debug("node %d %s %s: %s", node.id, name, rpc, describe.message(m))
+    snapshot_index: int
+    """Newest snapshot held (0: none)."""
+    snapshot_term: int
+    first_index: int
+    """First entry still in the write-ahead log (``last_index + 1`` when empty)."""
+    last_index: int
+    entries: int
+    bytes: int
+    """Bytes of entry data in the log (payloads only, as kept in memory)."""
 
-    def on_propose(self, node: Node, envelope: Envelope, index: int | None) -> None:
-        pass
 
-    def on_applied(self, node: Node, applied: Applied) -> None:
-        if applied.verdict is Verdict.MALFORMED:
-            log.error("node %d: entry %d skipped: not a valid envelope", node.id,
-                      applied.entry.index)  # fmt: skip
+def _holds(wal: WriteAheadLog, index: int, term: int) -> bool:
+    """Whether the log holds entry ``index`` of ``term`` (its base included).
+
+    A log that does not is compacted to the snapshot at restart. One that
+    does keeps the entries between its base and the snapshot: those are the
+    ``snapshot_keep_entries`` kept for followers a little behind."""
+    return wal.base_index <= index <= wal.last_index and wal.term(index) == term
 
 
 def now() -> Instant:
@@ -132,6 +148,10 @@ class RaftNode:
         self._node: Node | None = None
         self._transport: PeerTransport | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"fsync-{settings.id}")
+        self._job_executor = ThreadPoolExecutor(1, thread_name_prefix=f"snapshot-{settings.id}")
+        """Jobs (saving or checking a snapshot) run here, never in the fsync
+        thread: a long snapshot save must not delay an fsync."""
+        self._jobs: set[asyncio.Future[Any]] = set()
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting: dict[int, asyncio.Future[Any]] = {}
@@ -141,21 +161,19 @@ class RaftNode:
     # -- life cycle ----------------------------------------------------------
 
     async def start(self) -> None:
+        """Recover from the data directory (its newest snapshot, then the log
+        after it), then start ticking and talking."""
         s = self.settings
         loop = asyncio.get_running_loop()
-
-        def open_storage() -> tuple[NodeStorage, int]:
-            storage = NodeStorage.open(s.data_dir, cluster_id=s.cluster, node_id=s.id)
-            try:
-                return storage, storage.next_incarnation(now().wall_ms)
-            except BaseException:
-                storage.close(sync=False)
-                raise
-
-        storage, incarnation = await loop.run_in_executor(self._executor, open_storage)
+        storage, incarnation = await loop.run_in_executor(self._executor, self._open_storage)
         self._storage = storage
         wal = self._wal = storage.log
-        entries = wal.entries(wal.first_index, wal.last_index) if wal.last_index else []
+        snap = storage.snapshot
+        storage.snapshot = None  # the payload is restored below: do not keep it in memory
+        entries = (
+            wal.entries(wal.first_index, wal.last_index) if wal.last_index > wal.base_index else []
+        )
+        hard = wal.hard_state  # RawNode lifts its commit to the snapshot's if need be
         config = Config(
             id=s.id,
             voters=tuple(sorted(s.peers)),
@@ -167,23 +185,34 @@ class RaftNode:
         raw = RawNode(
             config,
             random.Random(self._rng.getrandbits(64)),
-            hard_state=wal.hard_state,
+            hard_state=hard,
             entries=entries,
             offset=wal.base_index,
             offset_term=wal.base_term,
+            applied=snap.meta.index if snap is not None else 0,
+            snapshot=snap.meta if snap is not None else None,
         )
-        options = NodeOptions(
-            request_timeout_ms=max(1, int(s.request_timeout * 1000)),
-            session_ttl_ms=s.session_ttl_ms,
-            **s.node_options,
-        )
-        self._node = Node(
-            raw, self.machine, incarnation=incarnation, now=now(), options=options,
-            observer=_Tracer(),
-        )  # fmt: skip
+        tracer = Tracer()
+        started = time.monotonic()
+        try:
+            self._node = Node(
+                raw, self.machine, incarnation=incarnation, now=now(), options=self._options(),
+                observer=tracer, snapshot=snap.data if snap is not None else None,
+                files=DiskSnapshotFiles(storage.snapshots),
+            )  # fmt: skip
+        except BaseException:
+            await loop.run_in_executor(self._executor, lambda: storage.close(sync=False))
+            raise
+        tracer.started = True
+        if snap is not None:
+            log.info(
+                "node %d: restarted from the snapshot at index %d (term %d): %d bytes restored "
+                "in %.0f ms", s.id, snap.meta.index, snap.meta.term, len(snap.data),
+                (time.monotonic() - started) * 1000,
+            )  # fmt: skip
         log.info(
             "node %d: recovered term %d, vote %d, commit %d, log %d..%d from %s (life %d)",
-            s.id, wal.hard_state.term, wal.hard_state.vote, wal.hard_state.commit,
+            s.id, hard.term, hard.vote, hard.commit,
             wal.first_index, wal.last_index, s.data_dir, incarnation,
         )  # fmt: skip
         peers = {p: a for p, a in s.peers.items() if p != s.id}
@@ -191,6 +220,35 @@ class RaftNode:
         await self._transport.start(s.peers[s.id])
         self._spawn(self._ticker(), f"ticker-{s.id}")
         self._kick()
+
+    def _open_storage(self) -> tuple[NodeStorage, int]:
+        """Open the data directory (blocking); finish a compaction a crash cut short."""
+        s = self.settings
+        storage = NodeStorage.open(
+            s.data_dir, cluster_id=s.cluster, node_id=s.id, keep_snapshots=KEEP_SNAPSHOTS
+        )
+        try:
+            wal, snap = storage.log, storage.snapshot
+            if snap is not None and not _holds(wal, snap.meta.index, snap.meta.term):
+                # An installed snapshot whose log reset a crash cut short: the
+                # log does not reach the snapshot, so it restarts after it.
+                wal.compact(snap.meta.index, snap.meta.term)
+                wal.sync()
+            return storage, storage.next_incarnation(now().wall_ms)
+        except BaseException:
+            storage.close(sync=False)
+            raise
+
+    def _options(self) -> NodeOptions:
+        s = self.settings
+        extra = dict(s.node_options)
+        if isinstance(extra.get("transfer"), dict):
+            extra["transfer"] = TransferLimits(**extra["transfer"])
+        return NodeOptions(
+            request_timeout_ms=max(1, int(s.request_timeout * 1000)),
+            session_ttl_ms=s.session_ttl_ms,
+            **extra,
+        )
 
     async def stop(self) -> None:
         """Stop ticking and talking; answer waiting callers; close the log."""
@@ -205,6 +263,10 @@ class RaftNode:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Jobs not begun are dropped; one running (a save writing its file) is
+        # waited for, so no thread touches the data directory once this returns.
+        self._job_executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.gather(*self._jobs, return_exceptions=True)
         if self._closing is not None:
             await self._closing
         if self._transport is not None:
@@ -233,6 +295,21 @@ class RaftNode:
 
     def leader(self) -> NodeId:
         return self._node.leader if self._node is not None else NONE
+
+    def log_status(self) -> LogStatus:
+        """The durable log's extent and the newest snapshot (cheap: no disk access)."""
+        wal = self._wal
+        if wal is None or self._node is None:
+            raise RuntimeError("node not started")
+        snap = self._node.raw.raft.snapshot
+        return LogStatus(
+            snapshot_index=snap.index if snap is not None else 0,
+            snapshot_term=snap.term if snap is not None else 0,
+            first_index=wal.first_index,
+            last_index=wal.last_index,
+            entries=wal.last_index - wal.base_index,
+            bytes=wal.data_bytes,
+        )
 
     # -- input -------------------------------------------------------------
 
@@ -311,7 +388,10 @@ class RaftNode:
             assert wal is not None
             try:
                 for w in actions.writes:
-                    wal.append(w.entries, w.hard_state)
+                    if w.compact is not None:
+                        self._compact(wal, *w.compact)
+                    if w.entries or w.hard_state is not None:
+                        wal.append(w.entries, w.hard_state)
             except Exception as e:
                 self._fatal(e)
                 return
@@ -328,6 +408,60 @@ class RaftNode:
                 fut.set_exception(r.error)
             else:
                 fut.set_result(r.value)
+        for job in actions.jobs:
+            self._run_job(job)
+
+    def _compact(self, wal: WriteAheadLog, index: int, term: int) -> None:
+        """Drop the log through ``index``: a durable snapshot covers it."""
+        if index <= wal.base_index:
+            return
+        wal.compact(index, term)
+        log.info("node %d: log compacted through index %d (term %d): %d entries left, "
+                 "%d bytes", self.id, index, term, wal.last_index - wal.base_index,
+                 wal.data_bytes)  # fmt: skip
+
+    def _run_job(self, job: Job) -> None:
+        """Run ``job`` in the snapshot thread; :meth:`_job_done` on the loop after."""
+        if self._stopped.is_set() or self.failed is not None:
+            return
+        started = [0.0]
+
+        def run() -> object:
+            started[0] = time.monotonic()
+            return job.run()
+
+        fut = asyncio.wrap_future(self._job_executor.submit(run))
+        self._jobs.add(fut)
+        fut.add_done_callback(lambda f: self._job_done(job, f, started[0]))
+
+    def _job_done(self, job: Job, fut: asyncio.Future[Any], started: float) -> None:
+        self._jobs.discard(fut)
+        node = self._node
+        if fut.cancelled() or node is None:
+            return
+        error = fut.exception()
+        result = fut.result() if error is None else None
+        if self._stopped.is_set() or self.failed is not None:
+            node.job_done(job, result, error, now())  # it only lets go of a snapshot view
+            return
+        ms = (time.monotonic() - started) * 1000 if started else 0.0
+        m = job.meta
+        if isinstance(job, SaveSnapshot):
+            if error is None:
+                log.info("node %d: snapshot saved: index %d, term %d, %s bytes in %.0f ms",
+                         self.id, m.index, m.term, result, ms)  # fmt: skip
+            else:
+                log.warning("node %d: saving the snapshot at index %d failed after %.0f ms "
+                            "(will retry): %s", self.id, m.index, ms, error)  # fmt: skip
+        elif error is not None:
+            log.warning("node %d: the snapshot at index %d received from the leader failed "
+                        "its check: %s", self.id, m.index, error)  # fmt: skip
+        try:
+            node.job_done(job, result, error, now())
+        except Exception as e:
+            self._fatal(e)
+            return
+        self._kick()
 
     async def _sync(self, upto: int) -> None:
         wal = self._wal

@@ -271,7 +271,12 @@ class Node(Snapshotting):
             self._now = now
         if isinstance(job, SaveSnapshot):
             if self._saving is not None and self._saving[0] is job:
-                self._saved(job, result, error if self.active else None)
+                if self.active:
+                    self._saved(job, result, error)
+                else:  # only let go of the view: a stopped node changes nothing
+                    view, self._saving = self._saving[1], None
+                    if view is not None:
+                        view.close()
         elif self.transfers is not None and self.active:
             assert isinstance(job, FinishReceive)
             payload = result if isinstance(result, (bytes, memoryview)) else None

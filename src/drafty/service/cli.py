@@ -138,6 +138,13 @@ def _status(args: argparse.Namespace) -> int:
             f"leader {st['leader']} commit {st['commit_index']} applied {st['applied_index']} "
             f"last {st['last_index']}"
         )
+        if "snapshot_index" in st:  # older servers do not report these
+            line += (
+                f"\n    snapshot {st['snapshot_index']} (term {st['snapshot_term']}), "
+                f"log {st['log_first_index']}..{st['last_index']}: {st['log_entries']} entries, "
+                f"{st['log_bytes']} bytes; snapshots taken {st['snapshots_taken']}, "
+                f"installed {st['snapshots_installed']}"
+            )
         followers = [f"    follower {k[9:]}: {_show(v)}" for k, v in st.items()
                      if k.startswith("follower_")]  # fmt: skip
         return "\n".join([line, *followers])

@@ -5,6 +5,12 @@ Format::
     cluster = "local"            # optional name; nodes refuse peers of another cluster
     tick_ms = 50                 # optional: one core tick; election after 10-20 ticks
 
+    [snapshot]                   # optional; these are the defaults
+    entries = 10000              # snapshot after this many entries applied (0: never by count)
+    bytes = 67108864             # ... or this many bytes of entry data (0: never by size)
+    keep_entries = 5000          # entries kept in the log behind a snapshot
+    chunk_bytes = 1048576        # largest piece of a snapshot sent to a follower (<= 16 MiB)
+
     [[node]]
     id = 1                       # positive integer, unique
     peer = "127.0.0.1:7001"      # Raft traffic
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import DraftyError
+from ..node import TransferLimits
 
 Address = tuple[str, int]
 
@@ -38,11 +45,35 @@ class NodeEntry:
     client: Address
 
 
+MAX_CHUNK_BYTES = 16 << 20
+"""Largest ``chunk_bytes``: a window of chunks must fit in a transport frame."""
+
+
+@dataclass(frozen=True)
+class SnapshotSettings:
+    """The ``[snapshot]`` table: when to take snapshots and how to send them."""
+
+    entries: int = 10_000
+    bytes: int = 64 << 20
+    keep_entries: int = 5_000
+    chunk_bytes: int = 1 << 20
+
+    def node_options(self) -> dict[str, Any]:
+        """These settings as :class:`~drafty.node.NodeOptions` fields."""
+        return {
+            "snapshot_entries": self.entries,
+            "snapshot_bytes": self.bytes,
+            "snapshot_keep_entries": self.keep_entries,
+            "transfer": TransferLimits(chunk_bytes=self.chunk_bytes),
+        }
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     name: str
     nodes: dict[int, NodeEntry]
     tick_ms: int = 50
+    snapshot: SnapshotSettings = SnapshotSettings()
 
     def peers(self) -> dict[int, Address]:
         return {i: n.peer for i, n in self.nodes.items()}
@@ -76,7 +107,7 @@ _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def from_dict(raw: dict[str, Any], where: str) -> ClusterConfig:
-    unknown = set(raw) - {"cluster", "tick_ms", "node"}
+    unknown = set(raw) - {"cluster", "tick_ms", "node", "snapshot"}
     if unknown:
         raise ClusterConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     name = raw.get("cluster", "drafty")
@@ -114,12 +145,44 @@ def from_dict(raw: dict[str, Any], where: str) -> ClusterConfig:
                 )
             seen[addr] = f"node {node_id} {label}"
         nodes[node_id] = NodeEntry(node_id, peer, client)
-    return ClusterConfig(name, nodes, tick_ms)
+    return ClusterConfig(name, nodes, tick_ms, _snapshot(raw.get("snapshot", {}), where))
+
+
+_SNAPSHOT_LIMITS = {
+    "entries": (0, 1 << 62, "a non-negative integer (0: never by count)"),
+    "bytes": (0, 1 << 62, "a non-negative integer (0: never by size)"),
+    "keep_entries": (0, 1 << 62, "a non-negative integer"),
+    "chunk_bytes": (1, MAX_CHUNK_BYTES, f"an integer in 1..{MAX_CHUNK_BYTES} (16 MiB)"),
+}
+
+
+def _snapshot(table: object, where: str) -> SnapshotSettings:
+    here = f"{where}: [snapshot]"
+    if not isinstance(table, dict):
+        raise ClusterConfigError(f"{here} must be a table")
+    unknown = set(table) - set(_SNAPSHOT_LIMITS)
+    if unknown:
+        raise ClusterConfigError(f"{here}: unknown field(s) {', '.join(sorted(unknown))}")
+    for key, value in table.items():
+        lo, hi, what = _SNAPSHOT_LIMITS[key]
+        if type(value) is not int or not lo <= value <= hi:
+            raise ClusterConfigError(f"{here}: {key} must be {what}, got {value!r}")
+    return SnapshotSettings(**table)
 
 
 def render(config: ClusterConfig) -> str:
     """The TOML text of ``config`` (what ``drafty cluster`` writes)."""
     lines = [f'cluster = "{config.name}"', f"tick_ms = {config.tick_ms}", ""]
+    snap = config.snapshot
+    if snap != SnapshotSettings():
+        lines += [
+            "[snapshot]",
+            f"entries = {snap.entries}",
+            f"bytes = {snap.bytes}",
+            f"keep_entries = {snap.keep_entries}",
+            f"chunk_bytes = {snap.chunk_bytes}",
+            "",
+        ]
     for n in sorted(config.nodes.values(), key=lambda n: n.id):
         lines += [
             "[[node]]",

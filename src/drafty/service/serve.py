@@ -31,6 +31,7 @@ async def run_node(config: ClusterConfig, node_id: int, data_dir: Path) -> int:
         peers=config.peers(),
         data_dir=data_dir,
         tick_ms=config.tick_ms,
+        node_options=config.snapshot.node_options(),
     )
     node = RaftNode(settings, KVStore())
     stop = asyncio.Event()

@@ -355,6 +355,16 @@ class RespServer:
             "last_index": st.last_index,
             "peers": ",".join(str(p) for p in sorted(self.clients) if p != st.id),
         }
+        lg = self.node.log_status()
+        out.update(
+            snapshot_index=lg.snapshot_index,
+            snapshot_term=lg.snapshot_term,
+            log_first_index=lg.first_index,
+            log_entries=lg.entries,
+            log_bytes=lg.bytes,
+            snapshots_taken=st.counters.get("snapshots_taken", 0),
+            snapshots_installed=st.counters.get("snapshots_installed", 0),
+        )
         for p, f in sorted(st.followers.items()):
             out[f"follower_{p}"] = f"match={f.match},lag={st.last_index - f.match},state={f.state}"
         return out

@@ -85,6 +85,7 @@ def inspect_dir(directory: Path) -> Report:
                 sr.error = str(exc)
             rep.snapshots.append(sr)
         rep.leftovers += sorted(snap_dir.glob("snap-*.snap.tmp"))
+        rep.leftovers += sorted(snap_dir.glob("snap-*.snap.recv"))
     return rep
 
 

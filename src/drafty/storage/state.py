@@ -84,6 +84,11 @@ class MemLog:
     def __len__(self) -> int:
         return len(self._terms)
 
+    @property
+    def data_bytes(self) -> int:
+        """Bytes of entry data held (what compaction frees)."""
+        return len(self._blob)
+
     def term(self, index: int) -> int:
         """Term of the entry at ``index`` (``base_index`` included)."""
         k = index - self.offset

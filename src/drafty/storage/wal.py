@@ -212,6 +212,11 @@ class WriteAheadLog:
         return self._state.log.base_term
 
     @property
+    def data_bytes(self) -> int:
+        """Bytes of entry data in the live log (``first_index..last_index``), in memory."""
+        return self._state.log.data_bytes
+
+    @property
     def hard_state(self) -> HardState:
         """The newest hard state written (durable once its sequence is synced)."""
         return self._state.hard_state
