@@ -111,6 +111,12 @@ class LogStatus:
     snapshot_index: int
     """Newest snapshot held (0: none)."""
     snapshot_term: int
+    snapshot_saving: bool
+    """A snapshot is being written now."""
+    last_save_bytes: int
+    """Size of the last snapshot this node saved (0: none this life)."""
+    last_save_ms: float
+    """How long saving it took, from the job's start (0: none this life)."""
     first_index: int
     """First entry still in the write-ahead log (``last_index + 1`` when empty)."""
     last_index: int
@@ -152,6 +158,8 @@ class RaftNode:
         """Jobs (saving or checking a snapshot) run here, never in the fsync
         thread: a long snapshot save must not delay an fsync."""
         self._jobs: set[asyncio.Future[Any]] = set()
+        self.last_save_ms = 0.0
+        """How long the last snapshot save took (ms, 0: none yet)."""
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting: dict[int, asyncio.Future[Any]] = {}
@@ -296,15 +304,27 @@ class RaftNode:
     def leader(self) -> NodeId:
         return self._node.leader if self._node is not None else NONE
 
+    def request_snapshot(self) -> bool:
+        """Take a snapshot now (BGSAVE); False if one is being saved or nothing
+        new was applied since the last one."""
+        started = self.node.request_snapshot()
+        if started:
+            self._kick()
+        return started
+
     def log_status(self) -> LogStatus:
         """The durable log's extent and the newest snapshot (cheap: no disk access)."""
         wal = self._wal
         if wal is None or self._node is None:
             raise RuntimeError("node not started")
-        snap = self._node.raw.raft.snapshot
+        node = self._node
+        snap = node.raw.raft.snapshot
         return LogStatus(
             snapshot_index=snap.index if snap is not None else 0,
             snapshot_term=snap.term if snap is not None else 0,
+            snapshot_saving=node.saving,
+            last_save_bytes=node.last_saved[1] if node.last_saved is not None else 0,
+            last_save_ms=self.last_save_ms,
             first_index=wal.first_index,
             last_index=wal.last_index,
             entries=wal.last_index - wal.base_index,
@@ -448,6 +468,7 @@ class RaftNode:
         m = job.meta
         if isinstance(job, SaveSnapshot):
             if error is None:
+                self.last_save_ms = ms
                 log.info("node %d: snapshot saved: index %d, term %d, %s bytes in %.0f ms",
                          self.id, m.index, m.term, result, ms)  # fmt: skip
             else:

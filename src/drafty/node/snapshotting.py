@@ -75,6 +75,11 @@ class Snapshotting:
         self.clock.observe(self.id, self.sessions.now, self._now.mono_ms)
         self._applied_bytes = 0
 
+    @property
+    def saving(self) -> bool:
+        """A snapshot is being saved now."""
+        return self._saving is not None
+
     def request_snapshot(self) -> bool:
         """Take a snapshot now, whatever the thresholds (an operator's BGSAVE).
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..driver import NodeSettings, RaftNode
 from .config import ClusterConfig
 from .kv import KVStore
+from .loopwatch import LoopWatch
 from .server import RespServer
 
 log = logging.getLogger("drafty.serve")
@@ -53,7 +54,9 @@ async def run_node(config: ClusterConfig, node_id: int, data_dir: Path) -> int:
     # library, because it affects the whole process.
     gc.collect()
     gc.freeze()
-    server = RespServer(node, config.clients())
+    watch = LoopWatch()
+    watch.start()
+    server = RespServer(node, config.clients(), loopwatch=watch)
     await server.start(entry.client)
     log.info(
         "node %d serving Redis clients on %s:%d, Raft peers on %s:%d, data in %s",
@@ -65,6 +68,7 @@ async def run_node(config: ClusterConfig, node_id: int, data_dir: Path) -> int:
     # then the server flushes those answers and closes its connections.
     await node.stop()
     await server.close()
+    await watch.stop()
     return status
 
 

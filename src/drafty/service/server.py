@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from ..core import NONE, DraftyError, NodeId
 from ..driver import RaftNode
 from ..luid import luid
 from . import commands, kv
+from .loopwatch import LoopWatch
 from .resp import DEFAULT_MAX_BULK, OK, Error, ProtocolError, Reply, RequestParser, Simple, encode
 
 log = logging.getLogger("drafty.service")
@@ -86,8 +88,10 @@ class RespServer:
         clients: dict[NodeId, Address],
         *,
         max_bulk: int = DEFAULT_MAX_BULK,
+        loopwatch: LoopWatch | None = None,
     ) -> None:
         self.node = node
+        self.loopwatch = loopwatch
         self.clients = dict(clients)
         self.max_bulk = max_bulk
         self._server: asyncio.Server | None = None
@@ -105,6 +109,7 @@ class RespServer:
             b"CONFIG": self._config,
             b"AUTH": self._auth,
             b"RAFT": self._raft,
+            b"BGSAVE": self._bgsave,
         }
 
     async def start(self, listen: Address) -> None:
@@ -315,9 +320,14 @@ class RespServer:
         return OK if argv[1] == b"0" else Error("ERR DB index is out of range")
 
     def _config(self, conn: _Conn, argv: list[bytes]) -> Reply:
-        """CONFIG GET for the few settings tools ask about (redis-benchmark does)."""
+        """CONFIG GET for the few settings tools ask about (redis-benchmark does);
+        CONFIG RESETSTAT resets INFO's statistics (the event-loop lateness)."""
+        if len(argv) == 2 and argv[1].upper() == b"RESETSTAT":
+            if self.loopwatch is not None:
+                self.loopwatch.reset()
+            return OK
         if len(argv) < 3 or argv[1].upper() != b"GET":
-            return Error("ERR CONFIG supports only GET")
+            return Error("ERR CONFIG supports only GET and RESETSTAT")
         facts = {"appendonly": "yes", "appendfsync": "always", "save": "", "databases": "1"}
         found: dict[str, Reply] = {}
         for pattern in argv[2:]:
@@ -341,6 +351,23 @@ class RespServer:
         ]
         for k, v in self._raft_status().items():
             lines.append(f"{k}:{v.decode() if isinstance(v, bytes) else v}")
+        lg = self.node.log_status()
+        lines += [
+            "",
+            "# Persistence",
+            f"snapshot_in_progress:{int(lg.snapshot_saving)}",
+            f"snapshot_last_bytes:{lg.last_save_bytes}",
+            f"snapshot_last_ms:{lg.last_save_ms:.0f}",
+        ]
+        w = self.loopwatch
+        if w is not None:
+            lines += [
+                "",
+                "# Stats",
+                f"loop_max_lateness_ms:{w.max_lateness_ms:.1f}",
+                f"loop_stalls_over_{w.stall_ms}ms:{w.stalls}",
+                f"used_memory_rss:{_rss_bytes()}",
+            ]
         return ("\r\n".join(lines) + "\r\n").encode()
 
     def _raft_status(self) -> dict[str, Reply]:
@@ -369,6 +396,16 @@ class RespServer:
             out[f"follower_{p}"] = f"match={f.match},lag={st.last_index - f.match},state={f.state}"
         return out
 
+    def _bgsave(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        """BGSAVE: take a snapshot now, written off the event loop."""
+        if len(argv) != 1:
+            return kv.wrong_arity(b"BGSAVE")
+        if self.node.request_snapshot():
+            return Simple("Background saving started")
+        if self.node.log_status().snapshot_saving:
+            return Error("ERR Background save already in progress")
+        return Simple("Background saving skipped: nothing applied since the last snapshot")
+
     def _raft(self, conn: _Conn, argv: list[bytes]) -> Reply:
         sub = argv[1].upper() if len(argv) == 2 else b""
         if sub == b"LEADER":
@@ -382,3 +419,12 @@ class RespServer:
         if sub == b"STATUS":
             return self._raft_status()
         return Error("ERR usage: RAFT LEADER | MEMBERS | STATUS")
+
+
+def _rss_bytes() -> int:
+    """Resident set size of this process (0 where /proc is not available)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
