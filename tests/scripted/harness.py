@@ -199,6 +199,11 @@ class Interaction:
         self.c.crash(int(args[0]))
         return []
 
+    def cmd_wipe(self, args: list[str]) -> list[str]:
+        """Throw away a crashed node's disk (a lost data directory)."""
+        self.c.wipe(int(args[0]))
+        return []
+
     def cmd_restart(self, args: list[str]) -> list[str]:
         node = int(args[0])
         self._restarts[node] = self._restarts.get(node, 0) + 1

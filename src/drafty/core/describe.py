@@ -65,6 +65,8 @@ def message(m: Message) -> str:
     if isinstance(m, AppendResponse):
         if m.success:
             return f"{head} ok match={m.index}"
+        if m.lost:
+            return f"{head} lost its log after {m.index}"
         return f"{head} rejected prev={m.index} hint={m.conflict_term}/{m.conflict_index}"
     if isinstance(m, Heartbeat):
         return f"{head} commit={m.commit}"

@@ -97,6 +97,11 @@ class AppendResponse:
     ``conflict_term`` is the follower's term at ``prev_index`` (0 if its log is
     shorter), ``conflict_index`` the first index it holds of that term (or its
     last index + 1 when its log is shorter).
+
+    ``lost`` (a rejection): the follower does not hold entries the leader's
+    heartbeat said it matched (its commit runs past the follower's log): its
+    log was lost, say a wiped data directory. ``index`` is then its last
+    index, and the leader must lower its match to that and probe again.
     """
 
     src: NodeId
@@ -106,6 +111,7 @@ class AppendResponse:
     index: int
     conflict_term: int = 0
     conflict_index: int = 0
+    lost: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,6 +157,12 @@ class Progress:
         self.inflights.free_to(index)
         return updated
 
+    def forget_match(self, index: int) -> None:
+        """The follower lost its log past ``index`` (a wiped disk): the only
+        time ``match`` goes down. Probe again from there."""
+        self.match = min(self.match, index)
+        self.become_probe()
+
     def maybe_decrease(self, rejected: int, next_hint: int) -> bool:
         """Handle a rejection of ``prev_index == rejected``; False if stale.
 

@@ -393,6 +393,13 @@ class Raft:
         elif isinstance(m, Heartbeat):
             self.leader = m.src
             self.election_elapsed = 0
+            last = self.log.last_index()
+            if m.commit > last:
+                # The leader's match for us (which bounds this commit) is past
+                # our log: we lost entries we acknowledged. Say so, or the
+                # leader never sends them again.
+                self.counters["log_lost"] += 1
+                self._send(AppendResponse(self.id, m.src, self.term, False, last, lost=True))
             self.log.commit_to(m.commit)
             self._send(HeartbeatResponse(self.id, m.src, self.term))
         elif isinstance(m, InstallSnapshot):
@@ -485,6 +492,11 @@ class Raft:
             self.counters["impossible_match"] += 1
             return
         pr.recent_active = True
+        if not m.success and m.lost:
+            if m.index < pr.match:
+                self.counters["follower_log_lost"] += 1
+                pr.forget_match(m.index)  # the heartbeat answer beside it sends the probe
+            return
         if not m.success:
             if m.index == 0 and m.conflict_index == 0:
                 return  # our own term was stale-checked elsewhere; nothing to retry

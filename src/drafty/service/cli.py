@@ -50,8 +50,10 @@ def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_status)
 
     from .bench import add_subcommand as add_bench
+    from .snapbench import add_subcommand as add_snapbench
 
     add_bench(sub)
+    add_snapbench(sub)
 
 
 def servers(args: argparse.Namespace) -> list[str]:

@@ -214,6 +214,12 @@ class MemoryCluster:
         self.nodes[node].up = False
         self.inbox[node] = []
 
+    def wipe(self, node: NodeId) -> None:
+        """Lose a crashed node's disk entirely (its data directory deleted)."""
+        if self.nodes[node].up:
+            raise ValueError(f"node {node} must be crashed before its disk is wiped")
+        self.nodes[node].disk = MemoryDisk()
+
     def restart(self, node: NodeId, restarts: int = 1) -> None:
         """Bring ``node`` back from its disk alone (the state machine replays)."""
         old = self.nodes[node]

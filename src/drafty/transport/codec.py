@@ -100,6 +100,7 @@ def _message_out(m: Message) -> list[Any]:
     if isinstance(m, AppendResponse):
         return [
             code, m.src, m.dst, m.term, m.success, m.index, m.conflict_term, m.conflict_index,
+            m.lost,
         ]  # fmt: skip
     if isinstance(m, Heartbeat):
         return [code, m.src, m.dst, m.term, m.commit]
@@ -209,7 +210,7 @@ def _message_in(v: Any) -> Message:
     if not fields:
         raise DecodeError("message: empty array")
     code = fields[0]
-    shapes = {1: 7, 2: 6, 3: 8, 4: 8, 5: 5, 6: 4, 7: 5, 8: 7, 9: 11, 10: 7}
+    shapes = {1: 7, 2: 6, 3: 8, 4: 9, 5: 5, 6: 4, 7: 5, 8: 7, 9: 11, 10: 7}
     if type(code) is not int or code not in shapes or len(fields) != shapes[code]:
         shown = code if type(code) is int else type(code).__name__
         raise DecodeError(f"message kind {shown} with {len(fields)} fields is unknown")
@@ -232,6 +233,7 @@ def _message_in(v: Any) -> Message:
         return AppendResponse(
             src, dst, term, _bool(rest[0], "success"), _int(rest[1], "index"),
             _int(rest[2], "conflict_term"), _int(rest[3], "conflict_index"),
+            _bool(rest[4], "lost"),
         )  # fmt: skip
     if code == 5:
         return Heartbeat(src, dst, term, _int(rest[0], "commit"))
