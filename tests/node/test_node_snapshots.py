@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from drafty.core import Config, RawNode
-from drafty.node import DiskWrite, Instant, Node, NodeOptions, SaveSnapshot
+from drafty.node import DiskWrite, Instant, Node, NodeOptions, SaveSnapshot, StateMachine
 from drafty.node import snapshot as payload
 from drafty.node.dedupe import DuplicateFilter
 from drafty.node.sessions import SessionTable
@@ -19,13 +19,13 @@ T0 = 1_800_000_000_000
 class One:
     """A one-node cluster whose writes are synced at once."""
 
-    def __init__(self, options: NodeOptions) -> None:
+    def __init__(self, options: NodeOptions, machine: StateMachine | None = None) -> None:
         self.disk = SimDisk()
         self.ms = 0
         raw = RawNode(Config(1, (1,)), random.Random(1))
         self.kv = KVStore()
-        self.node = Node(raw, self.kv, incarnation=1, now=self.now(), options=options,
-                         files=SimFiles(self.disk))  # fmt: skip
+        self.node = Node(raw, machine or self.kv, incarnation=1, now=self.now(),
+                         options=options, files=SimFiles(self.disk))  # fmt: skip
         self.jobs: list[SaveSnapshot] = []
         self.writes: list[DiskWrite] = []
         self.written = 0
@@ -126,3 +126,37 @@ def test_the_kept_tail_is_bounded_in_bytes_as_well() -> None:
     assert 100 // per_entry < 8  # the byte bound is the tighter one here
     kept = one.node.raw.raft.log.last_index() - one.node.raw.raft.log.offset
     assert kept == 100 // per_entry
+
+
+class Counter:
+    """A state machine with only snapshot() and restore(): no streaming view."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def apply(self, command: bytes) -> int:
+        self.value += 1
+        return self.value
+
+    def snapshot(self) -> bytes:
+        return str(self.value).encode()
+
+    def restore(self, data: bytes) -> None:
+        assert type(data) is bytes  # the plain protocol gets bytes, never a view
+        self.value = int(data)
+
+
+def test_a_state_machine_without_views_snapshots_on_the_loop_and_restores_from_bytes() -> None:
+    counter = Counter()
+    one = One(NodeOptions(snapshot_entries=0, snapshot_bytes=0), counter)
+    one.set(5)
+    assert counter.value == 5
+    assert one.node.request_snapshot()
+    one.pump()
+    counter.value = 99  # serialised at once, on the loop: later changes are not in it
+    one.finish_jobs()
+    saved = load_newest(one.disk)
+    assert saved is not None and saved[0].index == one.node.applied
+    restored = Counter()
+    payload.decode(saved[1], restored, SessionTable(), DuplicateFilter())
+    assert restored.value == 5

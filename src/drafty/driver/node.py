@@ -51,7 +51,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +72,7 @@ from ..node import (
 from ..storage import NodeStorage, WriteAheadLog
 from ..transport.tcp import Address, PeerTransport
 from .files import DiskSnapshotFiles
+from .memory import release_freed_memory
 from .trace import Tracer
 
 log = logging.getLogger("drafty.driver")
@@ -218,6 +219,8 @@ class RaftNode:
                 "in %.0f ms", s.id, snap.meta.index, snap.meta.term, len(snap.data),
                 (time.monotonic() - started) * 1000,
             )  # fmt: skip
+            snap = None  # the file's bytes, read whole to restore from: free them
+            release_freed_memory()
         log.info(
             "node %d: recovered term %d, vote %d, commit %d, log %d..%d from %s (life %d)",
             s.id, hard.term, hard.vote, hard.commit,
@@ -419,6 +422,8 @@ class RaftNode:
             self._spawn(self._sync(actions.sync), f"fsync-{self.id}")
         if actions.messages and self._transport is not None:
             self._transport.send(actions.messages)
+        if any(w.compact is not None for w in actions.writes):
+            release_freed_memory()  # a log's worth of entries was just freed
         waiting = self._waiting
         for r in actions.replies:
             fut = waiting.pop(r.request, None)
@@ -469,8 +474,9 @@ class RaftNode:
         if isinstance(job, SaveSnapshot):
             if error is None:
                 self.last_save_ms = ms
-                log.info("node %d: snapshot saved: index %d, term %d, %s bytes in %.0f ms",
-                         self.id, m.index, m.term, result, ms)  # fmt: skip
+                keys = f"{len(self.machine)} keys now, " if isinstance(self.machine, Sized) else ""
+                log.info("node %d: snapshot saved: index %d, term %d, %s%s bytes in %.0f ms",
+                         self.id, m.index, m.term, keys, result, ms)  # fmt: skip
             else:
                 log.warning("node %d: saving the snapshot at index %d failed after %.0f ms "
                             "(will retry): %s", self.id, m.index, ms, error)  # fmt: skip

@@ -42,7 +42,7 @@ class NodeOptions:
     """... or once this many bytes of entry data did (0: never by size)."""
     snapshot_keep_entries: int = 5_000
     """Entries kept in the log behind a snapshot, for followers a little behind."""
-    snapshot_keep_bytes: int = 16 << 20
+    snapshot_keep_bytes: int = 8 << 20
     """... but no more than this many bytes of their data."""
     snapshot_retry_ms: int = 10_000
     """After a snapshot failed to save, wait this long before the next try."""

@@ -9,6 +9,7 @@ Format::
     entries = 10000              # snapshot after this many entries applied (0: never by count)
     bytes = 67108864             # ... or this many bytes of entry data (0: never by size)
     keep_entries = 5000          # entries kept in the log behind a snapshot
+    keep_bytes = 8388608         # ... but no more than this many bytes of them
     chunk_bytes = 1048576        # largest piece of a snapshot sent to a follower (<= 16 MiB)
 
     [[node]]
@@ -56,6 +57,7 @@ class SnapshotSettings:
     entries: int = 10_000
     bytes: int = 64 << 20
     keep_entries: int = 5_000
+    keep_bytes: int = 8 << 20
     chunk_bytes: int = 1 << 20
 
     def node_options(self) -> dict[str, Any]:
@@ -64,6 +66,7 @@ class SnapshotSettings:
             "snapshot_entries": self.entries,
             "snapshot_bytes": self.bytes,
             "snapshot_keep_entries": self.keep_entries,
+            "snapshot_keep_bytes": self.keep_bytes,
             "transfer": TransferLimits(chunk_bytes=self.chunk_bytes),
         }
 
@@ -152,6 +155,7 @@ _SNAPSHOT_LIMITS = {
     "entries": (0, 1 << 62, "a non-negative integer (0: never by count)"),
     "bytes": (0, 1 << 62, "a non-negative integer (0: never by size)"),
     "keep_entries": (0, 1 << 62, "a non-negative integer"),
+    "keep_bytes": (0, 1 << 62, "a non-negative integer"),
     "chunk_bytes": (1, MAX_CHUNK_BYTES, f"an integer in 1..{MAX_CHUNK_BYTES} (16 MiB)"),
 }
 
@@ -180,6 +184,7 @@ def render(config: ClusterConfig) -> str:
             f"entries = {snap.entries}",
             f"bytes = {snap.bytes}",
             f"keep_entries = {snap.keep_entries}",
+            f"keep_bytes = {snap.keep_bytes}",
             f"chunk_bytes = {snap.chunk_bytes}",
             "",
         ]

@@ -273,6 +273,10 @@ class KVStore:
         self._recording: dict[bytes, bytes | None] | None = None
         """While a snapshot view is open: key -> its value when the view was taken."""
 
+    def __len__(self) -> int:
+        """Keys held (for logs and INFO)."""
+        return len(self.data)
+
     # -- the StateMachine protocol ------------------------------------------
 
     def apply(self, command: bytes) -> Reply:
