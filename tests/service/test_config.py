@@ -168,11 +168,16 @@ def test_cluster_names_are_restricted(name: str) -> None:
 
 def test_snapshot_table_defaults_and_values(tmp_path: Path) -> None:
     assert load(write(tmp_path, node())).snapshot == SnapshotSettings(
-        entries=10_000, bytes=64 << 20, keep_entries=5_000, chunk_bytes=1 << 20
+        entries=10_000, bytes=64 << 20, keep_entries=5_000, keep_bytes=8 << 20, chunk_bytes=1 << 20
     )
-    text = "[snapshot]\nentries = 20\nbytes = 0\nkeep_entries = 5\nchunk_bytes = 256\n\n" + node()
+    text = (
+        "[snapshot]\nentries = 20\nbytes = 0\nkeep_entries = 5\nkeep_bytes = 999\n"
+        "chunk_bytes = 256\n\n" + node()
+    )
     cfg = load(write(tmp_path, text))
-    assert cfg.snapshot == SnapshotSettings(20, 0, 5, 256)
+    assert cfg.snapshot == SnapshotSettings(
+        entries=20, bytes=0, keep_entries=5, keep_bytes=999, chunk_bytes=256
+    )
     partial = load(write(tmp_path, "[snapshot]\nkeep_entries = 7\n" + node())).snapshot
     assert partial == SnapshotSettings(keep_entries=7)
     edge = load(write(tmp_path, f"[snapshot]\nchunk_bytes = {16 << 20}\n" + node())).snapshot
@@ -180,8 +185,11 @@ def test_snapshot_table_defaults_and_values(tmp_path: Path) -> None:
 
 
 def test_snapshot_settings_become_node_options() -> None:
-    opts = NodeOptions(**SnapshotSettings(20, 1000, 5, 256).node_options())
+    settings = SnapshotSettings(entries=20, bytes=1000, keep_entries=5, keep_bytes=77,
+                                chunk_bytes=256)  # fmt: skip
+    opts = NodeOptions(**settings.node_options())
     assert (opts.snapshot_entries, opts.snapshot_bytes, opts.snapshot_keep_entries) == (20, 1000, 5)
+    assert opts.snapshot_keep_bytes == 77
     assert opts.transfer == TransferLimits(chunk_bytes=256)
 
 
@@ -194,6 +202,7 @@ def test_snapshot_settings_become_node_options() -> None:
         ("entries = true", "entries must be"),
         ("bytes = -5", "[snapshot]: bytes must be"),
         ("keep_entries = -1", "[snapshot]: keep_entries must be"),
+        ("keep_bytes = -1", "[snapshot]: keep_bytes must be"),
         ("chunk_bytes = 0", "[snapshot]: chunk_bytes must be an integer in 1..16777216"),
         (f"chunk_bytes = {(16 << 20) + 1}", "chunk_bytes must be an integer in 1..16777216"),
         ("chunk = 5", "[snapshot]: unknown field(s) chunk"),
@@ -213,7 +222,10 @@ def test_snapshot_must_be_a_table(tmp_path: Path) -> None:
 
 def test_render_keeps_snapshot_settings() -> None:
     made = ClusterConfig(
-        "local", {1: NodeEntry(1, ("h", 1), ("h", 2))}, 50, SnapshotSettings(20, 0, 5, 256)
+        "local",
+        {1: NodeEntry(1, ("h", 1), ("h", 2))},
+        50,
+        SnapshotSettings(entries=20, bytes=0, keep_entries=5, chunk_bytes=256),
     )
     text = render(made)
     assert "[snapshot]" in text

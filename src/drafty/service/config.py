@@ -50,7 +50,7 @@ MAX_CHUNK_BYTES = 16 << 20
 """Largest ``chunk_bytes``: a window of chunks must fit in a transport frame."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SnapshotSettings:
     """The ``[snapshot]`` table: when to take snapshots and how to send them."""
 
