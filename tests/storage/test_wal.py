@@ -313,3 +313,23 @@ def test_failed_write_leaves_no_partial_record(
     log.close()
     with WriteAheadLog.open(tmp_path) as again:
         assert again.last_index == 3 and again.hard_state == HardState(1, 1, 2)
+
+
+def test_forget_data_keeps_terms_and_sizes_but_not_the_bytes(tmp_path: Path) -> None:
+    """After recovery hands the log to the core, the log keeps only what it
+    needs to check further writes: terms, kinds and sizes."""
+    with WriteAheadLog.open(tmp_path / "wal") as wal:
+        wal.append([Entry(i, 1, EntryKind.NORMAL, b"x" * 10) for i in range(1, 6)])
+        wal.forget_data()
+        assert wal.data_bytes == 50
+        wal.append([Entry(6, 2, EntryKind.NORMAL, b"y" * 7)])
+        assert wal.data_bytes == 57 and wal.term(6) == 2
+        wal.truncate_suffix(6)
+        assert wal.data_bytes == 50 and wal.last_index == 5
+        wal.compact(3)
+        assert wal.data_bytes == 20 and wal.first_index == 4
+        with pytest.raises(UnavailableError):
+            wal.entries(4, 5)
+        wal.sync()
+    with WriteAheadLog.open(tmp_path / "wal") as again:  # the disk still has everything
+        assert [e.data for e in again.entries(4, 5)] == [b"x" * 10] * 2

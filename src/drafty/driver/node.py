@@ -201,6 +201,8 @@ class RaftNode:
             applied=snap.meta.index if snap is not None else 0,
             snapshot=snap.meta if snap is not None else None,
         )
+        wal.forget_data()  # the core holds the log now: one copy in memory, not two
+        del entries
         tracer = Tracer()
         started = time.monotonic()
         try:

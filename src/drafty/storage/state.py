@@ -8,8 +8,10 @@ terms (``array('Q')``), kinds (``bytearray``), data end offsets
 Appending a batch or replaying an ENTRIES record is a few C-level copies;
 :class:`~drafty.core.types.Entry` objects are built only when read. Memory is
 therefore about the size of the data plus 17 bytes per entry, for every entry
-since the last compaction (the Raft core keeps its own copy too; compaction
-after a snapshot is what bounds both).
+since the last compaction. The data is needed only to hand the recovered log
+to the Raft core, which keeps its own copy: the driver then calls
+:meth:`MemLog.forget_data` and only the 17 bytes per entry stay (compaction
+after a snapshot bounds both).
 
 :class:`LogState` applies the four kinds of change (entries, truncate, compact,
 hard state) to a MemLog and keeps per-segment bookkeeping. The live log
@@ -29,7 +31,7 @@ Invariants
 - ``base_index < offset``; ``last_index == offset - 1 + len(terms)``;
   outside recovery ``offset == base_index + 1``.
 - ``len(terms) == len(kinds) == len(ends)``; ``ends`` is non-decreasing and
-  ``ends[-1] == origin + len(blob)``.
+  ``ends[-1] == origin + size`` (``size == len(blob)`` while data is held).
 - a segment's ``live_max`` >= every live (not truncated, not compacted) index
   it holds; a segment other than the newest with ``live_max <= base_index``
   holds nothing needed and may be deleted once the record that made it so is
@@ -59,8 +61,10 @@ class MemLog:
     __slots__ = (
         "_blob",
         "_ends",
+        "_held",
         "_kinds",
         "_origin",
+        "_size",
         "_terms",
         "base_index",
         "base_term",
@@ -76,6 +80,16 @@ class MemLog:
         self._ends = array("Q")
         self._blob = bytearray()
         self._origin = 0
+        self._held = True
+        """Whether entry data is kept (else only its size: :meth:`forget_data`)."""
+        self._size = 0
+        """Bytes of entry data since ``_origin`` (``len(_blob)`` while held)."""
+
+    def forget_data(self) -> None:
+        """Stop keeping entry data in memory (the Raft core holds its own copy
+        once recovery handed it over); terms, kinds and sizes stay."""
+        self._held = False
+        self._blob = bytearray()
 
     @property
     def last_index(self) -> int:
@@ -86,8 +100,8 @@ class MemLog:
 
     @property
     def data_bytes(self) -> int:
-        """Bytes of entry data held (what compaction frees)."""
-        return len(self._blob)
+        """Bytes of entry data in the log (held in memory only until :meth:`forget_data`)."""
+        return self._size
 
     def term(self, index: int) -> int:
         """Term of the entry at ``index`` (``base_index`` included)."""
@@ -109,6 +123,8 @@ class MemLog:
         out: list[Entry] = []
         if hi < lo:
             return out
+        if not self._held:
+            raise UnavailableError("entry data is no longer kept in memory (forget_data)")
         k0 = lo - self.offset
         terms, kinds, ends, origin = self._terms, self._kinds, self._ends, self._origin
         limit = -1 if max_bytes is None else max_bytes
@@ -131,17 +147,21 @@ class MemLog:
         """Add entries at ``last_index + 1`` (the caller has checked the index)."""
         self._terms += terms
         self._kinds += kinds
-        acc = accumulate(lens, initial=self._origin + len(self._blob))
+        acc = accumulate(lens, initial=self._origin + self._size)
         next(acc)
         self._ends.extend(acc)
-        self._blob += blob
+        self._size += len(blob)
+        if self._held:
+            self._blob += blob
 
     def append_one(self, term: int, kind: int, data: bytes) -> None:
         """Add one entry at ``last_index + 1`` (the caller has checked the index)."""
         self._terms.append(term)
         self._kinds.append(kind)
-        self._blob += data
-        self._ends.append(self._origin + len(self._blob))
+        self._size += len(data)
+        if self._held:
+            self._blob += data
+        self._ends.append(self._origin + self._size)
 
     def truncate_from(self, index: int) -> None:
         """Drop every entry at ``index`` or after (``index`` may lie in a recovery hole)."""
@@ -152,7 +172,9 @@ class MemLog:
             self.offset = index
             k = 0
         cut = self._ends[k - 1] if k else self._origin
-        del self._blob[cut - self._origin :]
+        self._size = cut - self._origin
+        if self._held:
+            del self._blob[cut - self._origin :]
         del self._terms[k:]
         del self._kinds[k:]
         del self._ends[k:]
@@ -165,7 +187,9 @@ class MemLog:
                 self._clear()
             else:
                 cut = self._ends[k - 1]
-                del self._blob[: cut - self._origin]
+                self._size -= cut - self._origin
+                if self._held:
+                    del self._blob[: cut - self._origin]
                 self._origin = cut
                 del self._terms[:k]
                 del self._kinds[:k]
@@ -187,6 +211,7 @@ class MemLog:
         self._ends = array("Q")
         self._blob = bytearray()
         self._origin = 0
+        self._size = 0
 
 
 @dataclass(slots=True)

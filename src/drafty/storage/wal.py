@@ -255,6 +255,11 @@ class WriteAheadLog:
         """
         return self._state.log.term(index)
 
+    def forget_data(self) -> None:
+        """Stop keeping entry data in memory: :meth:`entries` is no longer
+        available (the Raft core holds the log once recovery handed it over)."""
+        self._state.log.forget_data()
+
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
         """Entries ``lo..hi`` INCLUSIVE, cut to ``max_bytes`` as sized by ``Entry.size()``
         (always at least one entry), like the core's ``RaftLog.slice``."""
