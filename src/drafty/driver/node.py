@@ -72,7 +72,7 @@ from ..node import (
 from ..storage import NodeStorage, WriteAheadLog
 from ..transport.tcp import Address, PeerTransport
 from .files import DiskSnapshotFiles
-from .memory import release_freed_memory
+from .memory import keep_big_blocks_mapped, release_freed_memory
 from .trace import Tracer
 
 log = logging.getLogger("drafty.driver")
@@ -174,6 +174,7 @@ class RaftNode:
         after it), then start ticking and talking."""
         s = self.settings
         loop = asyncio.get_running_loop()
+        keep_big_blocks_mapped()  # big entries and chunks go back to the OS when freed
         storage, incarnation = await loop.run_in_executor(self._executor, self._open_storage)
         self._storage = storage
         wal = self._wal = storage.log
