@@ -159,6 +159,7 @@ class RaftNode:
         """Jobs (saving or checking a snapshot) run here, never in the fsync
         thread: a long snapshot save must not delay an fsync."""
         self._jobs: set[asyncio.Future[Any]] = set()
+        self._transfers_ended = 0
         self.last_save_ms = 0.0
         """How long the last snapshot save took (ms, 0: none yet)."""
         self._scheduled = False
@@ -408,6 +409,17 @@ class RaftNode:
             return
         self._carry_out(actions)
 
+    def _transfer_ended(self) -> bool:
+        """Whether a snapshot transfer ended since the last call (its buffers are free)."""
+        if self._node is None:
+            return False
+        c = self._node.raw.raft.counters
+        ended = c["snapshot_sends_done"] + c["snapshot_sends_failed"] + c["snapshot_receives_done"]
+        if ended == self._transfers_ended:
+            return False
+        self._transfers_ended = ended
+        return True
+
     def _carry_out(self, actions: Actions) -> None:
         if actions.writes:
             wal = self._wal
@@ -425,8 +437,8 @@ class RaftNode:
             self._spawn(self._sync(actions.sync), f"fsync-{self.id}")
         if actions.messages and self._transport is not None:
             self._transport.send(actions.messages)
-        if any(w.compact is not None for w in actions.writes):
-            release_freed_memory()  # a log's worth of entries was just freed
+        if any(w.compact is not None for w in actions.writes) or self._transfer_ended():
+            release_freed_memory()  # a log's worth of entries, or a transfer's, was just freed
         waiting = self._waiting
         for r in actions.replies:
             fut = waiting.pop(r.request, None)
