@@ -31,10 +31,9 @@ from .messages import (
     VoteRequest,
     VoteResponse,
 )
-from .raft import Role
 from .rawnode import FollowerStatus, RawNode, Status
 from .ready import Ready, SoftState
-from .types import NONE, Entry, EntryKind, HardState, NodeId, SnapshotMeta
+from .types import NONE, Entry, EntryKind, HardState, NodeId, Role, SnapshotMeta
 
 __all__ = [
     "NONE",

@@ -21,13 +21,11 @@ means and how a message is handled; everything else is shared:
   With ``check_quorum`` it steps down when a majority has been silent for an
   election timeout.
 
-Snapshots (dissertation §5): a follower whose next entry the leader has
-compacted away gets an :class:`InstallSnapshot` instead of entries, and its
-progress sits in SNAPSHOT until it answers or the driver reports the
-transfer failed. A follower installs a snapshot ahead of its commit index by
-replacing its log, ignores one at or behind its commit index (answering
-where it is), and only commits when its log already holds the snapshot's
-last entry.
+Snapshots (dissertation §5): a follower whose next entry was compacted away
+gets an :class:`InstallSnapshot`; its progress sits in SNAPSHOT until it
+answers or the transfer is reported failed. A follower replaces its log with
+a snapshot ahead of its commit index, else answers where it is. One whose
+log was lost (a heartbeat's commit runs past it) says so, and is probed anew.
 
 Every incoming message first goes through the term check in :meth:`step`:
 a higher term turns the node into a follower of that term (except for the
@@ -56,7 +54,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable
-from enum import Enum
 
 from .config import Config
 from .errors import NotLeader
@@ -69,27 +66,17 @@ from .messages import (
     InstallSnapshot,
     Message,
     Propose,
-    SnapshotAck,
-    SnapshotChunk,
     VoteRequest,
     VoteResponse,
 )
 from .progress import Progress, ProgressState
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
-from .types import NONE, Entry, EntryKind, HardState, NodeId, SnapshotMeta
+from .types import NONE, Entry, EntryKind, HardState, NodeId, Role, SnapshotMeta
+from .validate import drop_reason
 
-
-class Role(Enum):
-    FOLLOWER = "follower"
-    PRE_CANDIDATE = "pre-candidate"
-    CANDIDATE = "candidate"
-    LEADER = "leader"
-
-
-# Messages that carry no promise about this node's durable state, so they may
-# leave before the Ready that produced them is persisted. A leader may send
-# appends in parallel with its own disk write (dissertation §10.2.1) because
-# it counts itself towards commit only once its write is durable.
+# Messages that promise nothing about this node's durable state may leave before
+# their Ready is persisted: a leader appends in parallel with its own disk write
+# (dissertation §10.2.1), counting itself towards commit only once durable.
 _IMMEDIATE = (AppendEntries, Heartbeat, Propose, InstallSnapshot)
 
 
@@ -296,7 +283,7 @@ class Raft:
 
     def step(self, m: Message) -> None:
         """Handle one message from a peer; bad input is dropped and counted."""
-        reason = _invalid(m, self.id, self.peers)
+        reason = drop_reason(m, self.id, self.peers)
         if reason is not None:
             self.counters[reason] += 1
             return
@@ -572,12 +559,10 @@ class Raft:
     def _send_tail_probe(self, to: NodeId, pr: Progress) -> None:
         """An empty append at ``next - 1``, sent even when the window is full.
 
-        A follower in REPLICATE whose appends or acks were lost would
-        otherwise wait for a new proposal (or forever, with a full window):
-        this makes it ack (freeing the window) or reject (back to PROBE).
-        If ``next - 1`` was compacted away meanwhile, there is nothing to probe
-        with: start over from the follower's match (which, compacted too,
-        sends the snapshot).
+        A follower in REPLICATE whose appends or acks were lost would wait for
+        a new proposal (or forever, with a full window): this makes it ack
+        (freeing the window) or reject (back to PROBE). If ``next - 1`` was
+        compacted meanwhile, probe from its match instead (the snapshot).
         """
         prev = pr.next - 1
         prev_term = self.log.term(prev)
@@ -612,41 +597,3 @@ class Raft:
         if index > self.log.committed and self.log.term(index) == self.term:
             return self.log.commit_to(index)
         return False
-
-
-def _invalid(m: Message, me: NodeId, peers: tuple[NodeId, ...]) -> str | None:
-    """Why a message must be dropped before it touches any state, or None."""
-    if isinstance(m, (SnapshotChunk, SnapshotAck)):
-        return "transfer_message_in_core"  # the node layer's (drafty.node.transfer)
-    if m.dst != me:
-        return "wrong_destination"
-    if m.src not in peers:
-        return "unknown_peer"
-    if m.term < 0:
-        return "invalid_message"
-    if isinstance(m, AppendEntries):
-        if m.prev_index < 0 or m.prev_term < 0 or m.commit < 0 or m.prev_term > m.term:
-            return "invalid_message"
-        index, term = m.prev_index, m.prev_term
-        for e in m.entries:
-            if e.index != index + 1 or e.term < max(term, 1) or e.term > m.term:
-                return "invalid_message"
-            index, term = e.index, e.term
-    elif isinstance(m, AppendResponse):
-        if m.index < 0 or m.conflict_index < 0 or m.conflict_term < 0:
-            return "invalid_message"
-    elif isinstance(m, VoteRequest):
-        if m.term < 1 or m.last_index < 0 or not 0 <= m.last_term <= m.term:
-            return "invalid_message"
-    elif isinstance(m, Heartbeat) and m.commit < 0:
-        return "invalid_message"
-    elif isinstance(m, InstallSnapshot):
-        meta = m.meta
-        if (
-            meta.index < 1
-            or not 1 <= meta.term <= m.term
-            or not meta.voters
-            or any(v < 1 for v in meta.voters)
-        ):
-            return "invalid_message"
-    return None

@@ -44,9 +44,9 @@ from .errors import CoreMisuse, StateError
 from .log import RaftLog
 from .messages import Message
 from .progress import Progress
-from .raft import Raft, Role
+from .raft import Raft
 from .ready import Ready, SoftState
-from .types import EMPTY_HARD_STATE, NONE, Entry, HardState, NodeId, SnapshotMeta
+from .types import EMPTY_HARD_STATE, NONE, Entry, HardState, NodeId, Role, SnapshotMeta
 
 
 @dataclass(frozen=True, slots=True)

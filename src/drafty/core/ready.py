@@ -32,8 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .messages import Message
-from .raft import Role
-from .types import Entry, HardState, NodeId, SnapshotMeta
+from .types import Entry, HardState, NodeId, Role, SnapshotMeta
 
 
 @dataclass(frozen=True, slots=True)

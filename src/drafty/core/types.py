@@ -24,7 +24,7 @@ Invariants
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 from typing import Final
 
 NodeId = int
@@ -77,6 +77,15 @@ class HardState:
 
 
 EMPTY_HARD_STATE: Final = HardState()
+
+
+class Role(Enum):
+    """What a node is to the cluster right now (see :mod:`drafty.core.raft`)."""
+
+    FOLLOWER = "follower"
+    PRE_CANDIDATE = "pre-candidate"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
 
 
 @dataclass(frozen=True, slots=True)
