@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ..client import _Connection, _ReplyError
@@ -71,12 +73,12 @@ async def _info(port: int) -> dict[str, str]:
     return out
 
 
-async def _wait(what: str, check: object, seconds: float = 300) -> float:
-    """Poll ``check`` (an async callable returning bool) until true; seconds taken."""
+async def _wait(what: str, check: Callable[[], Awaitable[bool]], seconds: float = 300) -> float:
+    """Poll ``check`` until it is true; the seconds that took."""
     start = time.monotonic()
     while True:
         try:
-            if await check():  # type: ignore[operator]
+            if await check():
                 return time.monotonic() - start
         except (TimeoutError, OSError, RuntimeError, ConnectionError):
             pass
@@ -195,7 +197,7 @@ class Bench:
         print(file=sys.stderr)
         commit = int((await _info(self.port(leader)))["commit_index"])
         for i in self.config.nodes:
-            await _wait(f"node {i} to apply", lambda i=i: self.applied_all(i, commit))
+            await _wait(f"node {i} to apply", functools.partial(self.applied_all, i, commit))
         print(f"load: {a.keys:,} keys of {a.size} bytes ({_mib(self.raw_bytes)} raw) in "
               f"{secs:.1f} s ({a.keys / secs:,.0f} keys/s, {commit} log entries)")  # fmt: skip
 
