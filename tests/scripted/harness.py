@@ -93,6 +93,16 @@ class Interaction:
     def cmd_propose_batch(self, args: list[str]) -> list[str]:
         return self._propose(int(args[0]), args[1:])
 
+    def cmd_read_index(self, args: list[str]) -> list[str]:
+        """read-index NODE CTX...: start linearizable reads (ReadIndex)."""
+        node = int(args[0])
+        try:
+            for ctx in args[1:]:
+                self.c.nodes[node].raw.read_index(ctx.encode())
+        except NotLeader as e:
+            return [f"NotLeader: leader={e.leader}"]
+        return []
+
     def _propose(self, node: int, items: list[str]) -> list[str]:
         try:
             index = self.c.nodes[node].raw.propose_batch(d.encode() for d in items)

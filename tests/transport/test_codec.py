@@ -286,7 +286,7 @@ def test_good_append_raw_decodes() -> None:
         [5, 1, 2, 3, 4.0],  # float
         [5, 1, 2, 3, "4"],
         [5, 1, 2, 3],  # wrong arity
-        [5, 1, 2, 3, 4, 5],
+        [5, 1, 2, 3, 4, 5, 6],
         [6, 1, 2],
         [2, 1, 2, 3, 1, False],  # int where bool
         [2, 1, 2, 3, True, None],
@@ -302,7 +302,10 @@ def test_good_append_raw_decodes() -> None:
         [3, 1, 2, 3, 0, 0, [[1, 1, 0, b"x", 5]], 0],
         [3, 1, 2, 3, 0, 0, [b"entry"], 0],
         [3, 1, 2, 3, 0, 0, b"", 0],
-        [4, 1, 2, 3, 1, 2, 3, 4],  # success not a bool
+        [4, 1, 2, 3, 1, 2, 3, 4, False],  # success not a bool
+        [4, 1, 2, 3, True, 2, 3, 4, 1],  # lost not a bool
+        [11, 1, 2, 3, "ctx"],  # read ctx not bytes
+        [12, 1, 2, 3, b"c", -1],  # negative read index
         [8, 1, 2, 3],  # unknown kind
         [0],
         [True, 1, 2, 3, 4],

@@ -26,12 +26,15 @@ from .messages import (
     InstallSnapshot,
     Message,
     Propose,
+    ReadIndexRequest,
+    ReadIndexResponse,
     SnapshotAck,
     SnapshotChunk,
     VoteRequest,
     VoteResponse,
 )
 from .rawnode import FollowerStatus, RawNode, Status
+from .readonly import ReadState
 from .ready import Ready, SoftState
 from .types import NONE, Entry, EntryKind, HardState, NodeId, Role, SnapshotMeta
 
@@ -56,6 +59,9 @@ __all__ = [
     "ProposalRefused",
     "Propose",
     "RawNode",
+    "ReadIndexRequest",
+    "ReadIndexResponse",
+    "ReadState",
     "Ready",
     "Role",
     "SnapshotAck",

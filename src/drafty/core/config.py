@@ -42,6 +42,8 @@ class Config:
     """A leader steps down when a quorum has been silent for an election timeout."""
     forward_proposals: bool = False
     """A follower forwards proposals to the known leader instead of refusing them."""
+    max_pending_reads: int = 4096
+    """Reads (ReadIndex) waiting on one node for confirmation; more are refused."""
 
     def __post_init__(self) -> None:
         _positive_int("id", self.id)
@@ -63,6 +65,7 @@ class Config:
             )
         _positive_int("max_inflight", self.max_inflight)
         _positive_int("max_msg_bytes", self.max_msg_bytes)
+        _positive_int("max_pending_reads", self.max_pending_reads)
         for name in ("prevote", "check_quorum", "forward_proposals"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: must be True or False")

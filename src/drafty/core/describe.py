@@ -19,6 +19,8 @@ from .messages import (
     InstallSnapshot,
     Message,
     Propose,
+    ReadIndexRequest,
+    ReadIndexResponse,
     SnapshotAck,
     SnapshotChunk,
     VoteRequest,
@@ -69,9 +71,13 @@ def message(m: Message) -> str:
             return f"{head} lost its log after {m.index}"
         return f"{head} rejected prev={m.index} hint={m.conflict_term}/{m.conflict_index}"
     if isinstance(m, Heartbeat):
-        return f"{head} commit={m.commit}"
+        return f"{head} commit={m.commit}" + (f" round={m.round}" if m.round else "")
     if isinstance(m, HeartbeatResponse):
-        return head
+        return head + (f" round={m.round}" if m.round else "")
+    if isinstance(m, ReadIndexRequest):
+        return f"{head} read={_data(m.ctx)}"
+    if isinstance(m, ReadIndexResponse):
+        return f"{head} read={_data(m.ctx)} index={m.index}"
     if isinstance(m, InstallSnapshot):
         return f"{head} {snapshot(m.meta)}"
     if isinstance(m, SnapshotChunk):
@@ -114,6 +120,12 @@ def ready(rd: Ready) -> list[str]:
     if rd.committed_entries:
         lines.append("Committed:")
         lines.extend("  " + entry(e) for e in rd.committed_entries)
+    if rd.read_states:
+        lines.append("Reads:")
+        lines.extend(
+            f"  {_data(r.ctx)} " + (f"at {r.index}" if r.index else "refused")
+            for r in rd.read_states
+        )
     return lines
 
 

@@ -33,7 +33,10 @@ The kinds:
   into the core once every byte is in hand and checked; the core never sees
   them (it drops and counts them if handed one).
 
-Room is left for TimeoutNow and ReadIndex messages.
+- :class:`ReadIndexRequest` / :class:`ReadIndexResponse`: a follower's
+  linearizable read, confirmed by the leader (:mod:`drafty.core.readonly`).
+
+Room is left for TimeoutNow.
 """
 
 from __future__ import annotations
@@ -116,21 +119,46 @@ class AppendResponse:
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    """Leader's keep-alive. ``commit`` never exceeds the follower's match."""
+    """Leader's keep-alive. ``commit`` never exceeds the follower's match.
+    ``round`` numbers the leader's latest read confirmation round
+    (:mod:`drafty.core.readonly`; 0: none yet)."""
 
     src: NodeId
     dst: NodeId
     term: int
     commit: int
+    round: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class HeartbeatResponse:
-    """Follower's answer to a :class:`Heartbeat`."""
+    """Follower's answer to a :class:`Heartbeat`; ``round`` echoes its round."""
 
     src: NodeId
     dst: NodeId
     term: int
+    round: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexRequest:
+    """A follower asks the leader to confirm read ``ctx`` (ReadIndex)."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    ctx: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndexResponse:
+    """The leader confirmed read ``ctx`` at ``index`` (0: refused)."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
+    ctx: bytes
+    index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +229,8 @@ Message = (
     | HeartbeatResponse
     | Propose
     | InstallSnapshot
+    | ReadIndexRequest
+    | ReadIndexResponse
     | SnapshotChunk
     | SnapshotAck
 )
@@ -215,6 +245,8 @@ MESSAGE_TYPES: tuple[type, ...] = (
     HeartbeatResponse,
     Propose,
     InstallSnapshot,
+    ReadIndexRequest,
+    ReadIndexResponse,
     SnapshotChunk,
     SnapshotAck,
 )

@@ -66,21 +66,26 @@ from .messages import (
     InstallSnapshot,
     Message,
     Propose,
+    ReadIndexRequest,
+    ReadIndexResponse,
     VoteRequest,
     VoteResponse,
 )
 from .progress import Progress, ProgressState
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
+from .readonly import ReadIndex, ReadQueue
+from .snapshots import Snapshots
 from .types import NONE, Entry, EntryKind, HardState, NodeId, Role, SnapshotMeta
 from .validate import drop_reason
 
 # Messages that promise nothing about this node's durable state may leave before
 # their Ready is persisted: a leader appends in parallel with its own disk write
 # (dissertation §10.2.1), counting itself towards commit only once durable.
-_IMMEDIATE = (AppendEntries, Heartbeat, Propose, InstallSnapshot)
+_IMMEDIATE = (AppendEntries, Heartbeat, Propose, InstallSnapshot, ReadIndexRequest,
+              ReadIndexResponse)  # fmt: skip
 
 
-class Raft:
+class Raft(ReadIndex, Snapshots):
     """One node's protocol state. Driven through :class:`drafty.core.RawNode`."""
 
     def __init__(
@@ -115,6 +120,9 @@ class Raft:
         self.counters: Counter[str] = Counter()
         """Dropped or refused input by reason, and notable events, for metrics."""
         self._broadcast_pending = False
+        self.reads = ReadQueue(self.id, config.max_pending_reads)
+        self.read_states = []
+        self.forwarded = {}
         if snapshot is None and log.offset:
             snapshot = SnapshotMeta(log.offset, log.offset_term, config.voters)
         self.snapshot: SnapshotMeta | None = snapshot
@@ -149,6 +157,7 @@ class Raft:
         self.votes = {}
         self.progress = {}
         self._broadcast_pending = False
+        self._drop_reads()
 
     # -- role transitions ------------------------------------------------
 
@@ -202,10 +211,13 @@ class Raft:
                     pr.recent_active = False
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
             self.heartbeat_elapsed = 0
-            for p, pr in self.progress.items():
-                commit = min(pr.match, self.log.committed)
-                pr.heartbeat_answered = False
-                self._send(Heartbeat(self.id, p, self.term, commit))
+            self._heartbeat_all(self.reads.round)
+
+    def _heartbeat_all(self, round_: int) -> None:
+        for p, pr in self.progress.items():
+            pr.heartbeat_answered = False
+            commit = min(pr.match, self.log.committed)
+            self._send(Heartbeat(self.id, p, self.term, commit, round_))
 
     def campaign(self) -> None:
         """Start an election now (a PreVote round first when enabled)."""
@@ -388,32 +400,17 @@ class Raft:
                 self.counters["log_lost"] += 1
                 self._send(AppendResponse(self.id, m.src, self.term, False, last, lost=True))
             self.log.commit_to(m.commit)
-            self._send(HeartbeatResponse(self.id, m.src, self.term))
+            self._send(HeartbeatResponse(self.id, m.src, self.term, m.round))
         elif isinstance(m, InstallSnapshot):
             self.leader = m.src
             self.election_elapsed = 0
             self._handle_snapshot(m)
+        elif isinstance(m, ReadIndexResponse):
+            self._read_answered(m)
+        elif isinstance(m, ReadIndexRequest):  # we do not lead: refuse it
+            self._send(ReadIndexResponse(self.id, m.src, self.term, m.ctx, 0))
         else:
             self.counters["unexpected_message"] += 1
-
-    def _handle_snapshot(self, m: InstallSnapshot) -> None:
-        """Install the leader's snapshot unless our log already has what it covers."""
-        meta, log = m.meta, self.log
-        if meta.index <= log.committed:
-            # Stale or duplicate: say how far we are so the leader moves on.
-            self.counters["stale_snapshot"] += 1
-            self._send(AppendResponse(self.id, m.src, self.term, True, log.committed))
-            return
-        if log.matches(meta.index, meta.term):
-            # Our log holds the snapshot's last entry, so the prefix matches:
-            # nothing to replace, only the commit to learn.
-            log.commit_to(meta.index)
-            self.counters["snapshot_already_in_log"] += 1
-        else:
-            log.restore(meta)
-            self.snapshot = self.pending_snapshot = meta
-            self.counters["snapshots_installed"] += 1
-        self._send(AppendResponse(self.id, m.src, self.term, True, meta.index))
 
     def _handle_append(self, m: AppendEntries) -> None:
         log = self.log
@@ -452,6 +449,8 @@ class Raft:
         elif isinstance(m, HeartbeatResponse):
             pr = self.progress[m.src]
             pr.recent_active = True
+            if m.round:
+                self._read_acked(m.src, m.round)
             if pr.heartbeat_answered:
                 # A duplicate or late answer: resending once per heartbeat
                 # round is enough, and a burst of answers must not multiply it.
@@ -467,6 +466,8 @@ class Raft:
         elif isinstance(m, Propose):
             self._append_data(m.data)
             self.counters["proposals_forwarded_in"] += 1
+        elif isinstance(m, ReadIndexRequest):
+            self._record_read(m.ctx, m.src)
         elif isinstance(m, (AppendEntries, Heartbeat, InstallSnapshot)):
             # Two leaders in one term would break election safety: refuse.
             self.counters["second_leader_in_term"] += 1
@@ -532,30 +533,6 @@ class Raft:
         pr.sent(prev + len(entries), len(entries))
         return bool(entries)
 
-    def _send_snapshot(self, to: NodeId, pr: Progress) -> None:
-        """The entries ``to`` needs were compacted away: send our snapshot instead."""
-        snap = self.snapshot
-        if snap is None or snap.index < pr.next - 1:
-            self.counters["snapshot_unavailable"] += 1
-            return
-        self._send(InstallSnapshot(self.id, to, self.term, snap))
-        pr.become_snapshot(snap.index)
-        self.counters["snapshots_sent"] += 1
-
-    def report_snapshot(self, peer: NodeId, ok: bool) -> None:
-        """The driver's transfer of our snapshot to ``peer`` ended (see RawNode)."""
-        pr = self.progress.get(peer) if self.role is Role.LEADER else None
-        if pr is None or pr.state is not ProgressState.SNAPSHOT:
-            return
-        pending = pr.pending_snapshot
-        pr.become_probe()
-        if ok:
-            # Delivered: wait for the follower's answer before probing past it.
-            pr.next = max(pr.next, pending + 1)
-            pr.probe_sent = True
-        else:
-            self.counters["snapshot_transfers_failed"] += 1
-
     def _send_tail_probe(self, to: NodeId, pr: Progress) -> None:
         """An empty append at ``next - 1``, sent even when the window is full.
 
@@ -581,6 +558,9 @@ class Raft:
         Deferring this to Ready time batches every proposal made in between
         into one AppendEntries per follower.
         """
+        round_ = self._read_round() if self.role is Role.LEADER else 0
+        if round_:
+            self._heartbeat_all(round_)
         if not self._broadcast_pending:
             return
         self._broadcast_pending = False
@@ -595,5 +575,7 @@ class Raft:
         match[self.id] = self.log.persisted
         index = committed_index(self.voters, match)
         if index > self.log.committed and self.log.term(index) == self.term:
-            return self.log.commit_to(index)
+            self.log.commit_to(index)
+            self._reads_committed()
+            return True
         return False

@@ -165,6 +165,17 @@ class RawNode:
                 raise CoreMisuse(f"proposal data must be bytes, got {type(d).__name__}")
         return self.raft.propose(items)
 
+    def read_index(self, ctx: bytes) -> None:
+        """Start a linearizable read named ``ctx`` (unique among waiting reads).
+
+        Its :class:`~drafty.core.readonly.ReadState` comes in a later Ready's
+        ``read_states``: answer it once the state machine applied its index
+        (0: refused, retry). Raises :class:`NotLeader` if no leader is known.
+        """
+        if not isinstance(ctx, bytes):
+            raise CoreMisuse(f"read ctx must be bytes, got {type(ctx).__name__}")
+        self.raft.read_index(ctx)
+
     def report_snapshot(self, peer: NodeId, ok: bool) -> None:
         """The transfer of our snapshot to ``peer`` ended: delivered (``ok``) or failed.
 
@@ -205,6 +216,7 @@ class RawNode:
         return bool(
             r.msgs
             or r.pending_snapshot is not None
+            or r.read_states
             or r.msgs_after_persist
             or log.stable < log.last_index()
             or min(log.committed, log.persisted) > log.applied
@@ -233,8 +245,10 @@ class RawNode:
             messages_after_persist=after,
             committed_entries=tuple(r.log.to_apply()),
             snapshot=r.pending_snapshot,
+            read_states=tuple(r.read_states),
         )
         r.pending_snapshot = None
+        r.read_states.clear()
         self._prev_hard, self._prev_soft = hard, soft
         return rd
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .messages import Message
+from .readonly import ReadState
 from .types import Entry, HardState, NodeId, Role, SnapshotMeta
 
 
@@ -69,6 +70,10 @@ class Ready:
     snapshot: SnapshotMeta | None = None
     """A snapshot from the leader: persist it first and restore the state
     machine from it before ``committed_entries`` (which all follow it)."""
+    read_states: tuple[ReadState, ...] = ()
+    """Reads confirmed (answer each once applied reaches its index) or refused
+    (index 0). They promise nothing about this node's state: hand them on at
+    any point of the Ready's handling."""
 
     def must_persist(self) -> bool:
         """Whether the persist step has anything to write."""

@@ -44,6 +44,8 @@ from ..core import (
     InstallSnapshot,
     Message,
     Propose,
+    ReadIndexRequest,
+    ReadIndexResponse,
     SnapshotAck,
     SnapshotChunk,
     SnapshotMeta,
@@ -80,6 +82,8 @@ _KINDS: dict[type, int] = {
     InstallSnapshot: 8,
     SnapshotChunk: 9,
     SnapshotAck: 10,
+    ReadIndexRequest: 11,
+    ReadIndexResponse: 12,
 }
 _ENTRY_KINDS = {k.value: k for k in EntryKind}
 
@@ -103,9 +107,13 @@ def _message_out(m: Message) -> list[Any]:
             m.lost,
         ]  # fmt: skip
     if isinstance(m, Heartbeat):
-        return [code, m.src, m.dst, m.term, m.commit]
+        return [code, m.src, m.dst, m.term, m.commit, m.round]
     if isinstance(m, HeartbeatResponse):
-        return [code, m.src, m.dst, m.term]
+        return [code, m.src, m.dst, m.term, m.round]
+    if isinstance(m, ReadIndexRequest):
+        return [code, m.src, m.dst, m.term, m.ctx]
+    if isinstance(m, ReadIndexResponse):
+        return [code, m.src, m.dst, m.term, m.ctx, m.index]
     if isinstance(m, InstallSnapshot):
         meta = m.meta
         return [code, m.src, m.dst, m.term, meta.index, meta.term, list(meta.voters)]
@@ -210,7 +218,7 @@ def _message_in(v: Any) -> Message:
     if not fields:
         raise DecodeError("message: empty array")
     code = fields[0]
-    shapes = {1: 7, 2: 6, 3: 8, 4: 9, 5: 5, 6: 4, 7: 5, 8: 7, 9: 11, 10: 7}
+    shapes = {1: 7, 2: 6, 3: 8, 4: 9, 5: 6, 6: 5, 7: 5, 8: 7, 9: 11, 10: 7, 11: 5, 12: 6}
     if type(code) is not int or code not in shapes or len(fields) != shapes[code]:
         shown = code if type(code) is int else type(code).__name__
         raise DecodeError(f"message kind {shown} with {len(fields)} fields is unknown")
@@ -236,9 +244,15 @@ def _message_in(v: Any) -> Message:
             _bool(rest[4], "lost"),
         )  # fmt: skip
     if code == 5:
-        return Heartbeat(src, dst, term, _int(rest[0], "commit"))
+        return Heartbeat(src, dst, term, _int(rest[0], "commit"), _int(rest[1], "round"))
     if code == 6:
-        return HeartbeatResponse(src, dst, term)
+        return HeartbeatResponse(src, dst, term, _int(rest[0], "round"))
+    if code == 11:
+        return ReadIndexRequest(src, dst, term, _bytes(rest[0], "read ctx"))
+    if code == 12:
+        return ReadIndexResponse(
+            src, dst, term, _bytes(rest[0], "read ctx"), _int(rest[1], "read index")
+        )
     if code in (8, 9):
         voters = tuple(_int(v, "voter", 1) for v in _list(rest[2], "voters"))
         meta = SnapshotMeta(_int(rest[0], "snapshot index", 1), _int(rest[1], "snapshot term", 1),
