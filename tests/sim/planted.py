@@ -26,7 +26,7 @@ from drafty.core import (
 )
 from drafty.core.quorum import committed_index
 from drafty.core.raft import Raft
-from drafty.node import Instant, Node, Refused
+from drafty.node import Instant, Node, Refused, Reply
 from drafty.node.dedupe import Admission
 from drafty.node.envelope import Envelope, Kind, pack
 from drafty.node.node import Verdict
@@ -175,6 +175,20 @@ class InstallWithoutRestoreNode(Node):
         self.observer.on_restored(self, meta)
 
 
+class LocalReadNode(Node):
+    """Serves every read from its own state at once: no ReadIndex, no leader check."""
+
+    def read(self, command: bytes, now: Instant, *, timeout_ms: int | None = None) -> int:
+        rid = self._next_request
+        self._next_request += 1
+        if not self.applied:
+            self._replies.append(Reply(rid, error=Refused("nothing applied yet")))
+            return rid
+        value = self.machine.query(command)  # type: ignore[attr-defined]
+        self._replies.append(Reply(rid, value, read_at=self.applied))
+        return rid
+
+
 BUGS: dict[str, dict[str, object]] = {
     "commit-by-counting": {"node_factory": factory_for(CommitByCountingRaft)},
     "double-vote": {"node_factory": factory_for(DoubleVoteRaft)},
@@ -187,5 +201,6 @@ BUGS: dict[str, dict[str, object]] = {
     "leaky-snapshot-view": {"layer_factory": LeakyViewNode},
     "restore-forgets-sessions": {"layer_factory": RestoreForgetsSessionsNode},
     "install-without-restore": {"layer_factory": InstallWithoutRestoreNode},
+    "read-without-index": {"layer_factory": LocalReadNode},
 }
 """Planted bugs by name, as SimConfig fields (used by tests and the regression list)."""

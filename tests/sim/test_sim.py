@@ -249,7 +249,7 @@ def test_liveness_waits_while_the_backlog_is_still_applying() -> None:
     run is live as long as every bound sees more of it applied."""
     res = run_seed(
         SimConfig(
-            seed=3, nodes=3, steps=1000, torn_records=True, liveness_timeouts=2,
+            seed=4, nodes=3, steps=1000, torn_records=True, liveness_timeouts=2,
             config_overrides={"max_msg_bytes": 150, "max_inflight": 1},
         )
     )  # fmt: skip

@@ -375,6 +375,15 @@ class RaftNode:
         rid = self._node.submit(command, now(), client=client, seq=seq, timeout_ms=ms)
         return await self._wait(rid)
 
+    async def read(self, command: bytes, *, timeout: float | None = None) -> Any:
+        """A linearizable read-only command (ReadIndex), never in the log: what
+        the state machine's ``query`` answers. Raises :class:`Refused` (retry)."""
+        if self._node is None:
+            raise Refused("node is not started")
+        ms = None if timeout is None else max(1, int(timeout * 1000))
+        rid = self._node.read(command, now(), timeout_ms=ms)
+        return await self._wait(rid)
+
     async def open_session(self, *, timeout: float | None = None) -> int:
         """Open a client session for exactly-once commands; its id."""
         if self._node is None:

@@ -86,6 +86,7 @@ from ..core import (
     NodeId,
     NotLeader,
     RawNode,
+    ReadState,
     Ready,
     Role,
     SnapshotAck,
@@ -101,6 +102,7 @@ from .clock import Instant, LeaderClock
 from .dedupe import Admission, DuplicateFilter
 from .envelope import Envelope, EnvelopeError, Kind, pack, unpack
 from .ports import FinishReceive, Job, SaveSnapshot, SnapshotFiles
+from .reads import Reads
 from .requests import Reply, Waiting
 from .sessions import SessionTable
 from .snapshotting import Snapshotting
@@ -137,6 +139,7 @@ class Node(Snapshotting):
         self.filter = DuplicateFilter()
         self.clock = LeaderClock(self.id, opts.max_clock_lead_ms)
         self.waiting = Waiting(opts.request_timeout_ms)
+        self.reads = Reads(incarnation, self.waiting.replies)
         self.transfers = Transfers(self.id, incarnation, files, opts.transfer,
                                    counters=raw.raft.counters) if files else None  # fmt: skip
         self.applied = raw.raft.log.applied
@@ -181,8 +184,8 @@ class Node(Snapshotting):
 
     @property
     def pending(self) -> int:
-        """Requests waiting for their outcome."""
-        return len(self.waiting)
+        """Requests (reads included) waiting for their outcome."""
+        return len(self.waiting) + len(self.reads)
 
     @property
     def _replies(self) -> list[Reply]:
@@ -200,6 +203,7 @@ class Node(Snapshotting):
             return
         self.raw.tick()
         self.waiting.expire(now.mono_ms)
+        self.reads.expire(now.mono_ms)
         self._maybe_stamp_clock(now)
         if self.transfers is not None:
             self.transfers.tick(now.mono_ms)
@@ -242,6 +246,28 @@ class Node(Snapshotting):
         if client < 0 or seq < 0 or (client == 0) != (seq == 0):
             raise ValueError("client and seq are both 0 (no session) or both positive")
         return self._request(Kind.COMMAND, command, client, seq, now, timeout_ms)
+
+    def read(self, command: bytes, now: Instant, *, timeout_ms: int | None = None) -> int:
+        """A linearizable read-only command, never in the log (ReadIndex, see
+        :mod:`drafty.node.reads`): run by the state machine's ``query`` once it
+        applied the index the leader confirmed. Its request number."""
+        query = getattr(self.machine, "query", None)
+        if not callable(query):
+            raise CoreMisuse("the state machine has no query(command): submit the command")
+        self._now = now
+        rid = self._next_request
+        self._next_request += 1
+        if not self.active or self.pending >= self.options.max_pending:
+            why = "node is shutting down" if not self.active else "too many requests waiting"
+            self._replies.append(Reply(rid, error=Refused(why)))
+            return rid
+        limit = self.options.request_timeout_ms if timeout_ms is None else timeout_ms
+        ctx = self.reads.add(rid, command, now.mono_ms + limit)
+        try:
+            self.raw.read_index(ctx)
+        except NotLeader as e:
+            self.reads.confirmed((ReadState(ctx, 0),), e.leader)
+        return rid
 
     def open_session(self, now: Instant, *, timeout_ms: int | None = None) -> int:
         """Open a client session; the reply's value is its id."""
@@ -355,7 +381,7 @@ class Node(Snapshotting):
         if not self.active:
             self._replies.append(Reply(rid, error=Refused("node is shutting down")))
             return rid
-        if len(self.waiting) >= self.options.max_pending:
+        if self.pending >= self.options.max_pending:
             self._replies.append(
                 Reply(rid, error=Refused("too many requests waiting on this node"))
             )
@@ -405,6 +431,7 @@ class Node(Snapshotting):
 
     def _end_all(self, error: DraftyError) -> None:
         self.waiting.end_all(error)
+        self.reads.end_all("node stopped before the read was served")
         self._persisting.clear()
         if self.transfers is not None:
             self.transfers.close()
@@ -434,6 +461,10 @@ class Node(Snapshotting):
         if rd.committed_entries:
             self._apply(rd.committed_entries)
             self._maybe_snapshot()
+        if rd.read_states:
+            self.reads.confirmed(rd.read_states, self.raw.raft.leader)
+        if self.reads:
+            self.reads.serve(self.applied, self.machine.query)  # type: ignore[attr-defined]
 
     def _send(self, msgs: tuple[Message, ...]) -> None:
         t = self.transfers

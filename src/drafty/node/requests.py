@@ -43,6 +43,8 @@ class Reply:
     error: DraftyError | None = None
     index: int = 0
     """The log index whose application decided it (0: decided otherwise)."""
+    read_at: int = 0
+    """For a read served without the log: the applied index it saw (else 0)."""
 
 
 class Waiting:

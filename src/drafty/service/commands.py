@@ -14,7 +14,10 @@ the reply path real clients see, without sockets:
     id (an integer);
   - ``SEQ session seq command...``: run ``command`` exactly once in that
     session (see :mod:`drafty.node.sessions`);
-  - any key-value command: run it once per receipt.
+  - a read-only key-value command (GET, MGET, EXISTS, STRLEN, DBSIZE, SCAN,
+    KEYS) outside a session: a linearizable read that never enters the log
+    (ReadIndex, :mod:`drafty.node.reads`);
+  - any other key-value command: run it once per receipt.
 
 - :func:`answer` turns the node's outcome into the reply. Errors say whether
   the command took effect:
@@ -49,6 +52,8 @@ class Proposal:
     client: int = 0
     seq: int = 0
     open_session: bool = False
+    read: bool = False
+    """A read-only command outside a session: served by ReadIndex, not the log."""
 
 
 OPEN_SESSION = Proposal(b"", open_session=True)
@@ -72,7 +77,9 @@ def plan(argv: list[bytes]) -> Proposal | Error:
     bad = kv.check(argv)
     if bad is not None:
         return bad
-    return Proposal(kv.encode_command(argv), client, seq)
+    spec = kv.SPECS.get(argv[0].upper())
+    read = not client and spec is not None and not spec.write
+    return Proposal(kv.encode_command(argv), client, seq, read=read)
 
 
 def answer(value: Any, error: BaseException | None, hint: Callable[[NodeId], str]) -> Reply:

@@ -286,6 +286,17 @@ class KVStore:
             return Error("ERR malformed command in log")
         return self.execute(argv)
 
+    def query(self, command: bytes) -> Reply:
+        """Run a read-only command against the current state (reads that skip
+        the log, drafty.node.reads); a write command is refused."""
+        argv = decode_command(command)
+        if argv is None:
+            return Error("ERR malformed command")
+        spec = SPECS.get(argv[0].upper())
+        if spec is None or spec.write:
+            return Error("ERR only read-only commands can be queried")
+        return self.execute(argv)
+
     def snapshot(self) -> bytes:
         return b"".join(self._whole_view_chunks())
 

@@ -235,8 +235,10 @@ class RespServer:
 
     async def _submit(self, p: commands.Proposal) -> Reply:
         try:
-            if p.open_session:
-                value: Any = await self.node.open_session()
+            if p.read:
+                value: Any = await self.node.read(p.command)
+            elif p.open_session:
+                value = await self.node.open_session()
             else:
                 value = await self.node.submit(p.command, client=p.client, seq=p.seq)
         except DraftyError as e:

@@ -58,7 +58,9 @@ class ServiceFront:
             self._answer(ev.client, ev.attempt, None, plan.text)
             return
         node, now = rep.node, rep.now(self.host.now)
-        if plan.open_session:
+        if plan.read:
+            rid = node.read(plan.command, now)
+        elif plan.open_session:
             rid = node.open_session(now)
         else:
             rid = node.submit(plan.command, now, client=plan.client, seq=plan.seq)

@@ -489,6 +489,13 @@ class Oracle:
     def on_reply(self, node: NodeId, incarnation: int, reply: Reply) -> None:
         """Node ``node`` (life ``incarnation``) answered a request."""
         ident = (node, incarnation, reply.request)
+        if reply.read_at:
+            if reply.read_at > len(self.outcomes):
+                raise Violation(
+                    "reply routing", f"node {node} served a read at {reply.read_at}, which "
+                    "nobody applied", node,
+                )  # fmt: skip
+            return  # a read's value is judged by the linearizability checker
         if reply.error is None:
             i = reply.index
             if not 1 <= i <= len(self.outcomes):
