@@ -75,7 +75,7 @@ Invariants
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core import (
@@ -140,6 +140,9 @@ class Node(Snapshotting):
         self.clock = LeaderClock(self.id, opts.max_clock_lead_ms)
         self.waiting = Waiting(opts.request_timeout_ms)
         self.reads = Reads(incarnation, self.waiting.replies)
+        query = getattr(machine, "query", None)
+        self._query: Callable[[bytes], Any] | None = query if callable(query) else None
+        """The state machine's read-only entry point, if it has one (for reads)."""
         self.transfers = Transfers(self.id, incarnation, files, opts.transfer,
                                    counters=raw.raft.counters) if files else None  # fmt: skip
         self.applied = raw.raft.log.applied
@@ -251,8 +254,7 @@ class Node(Snapshotting):
         """A linearizable read-only command, never in the log (ReadIndex, see
         :mod:`drafty.node.reads`): run by the state machine's ``query`` once it
         applied the index the leader confirmed. Its request number."""
-        query = getattr(self.machine, "query", None)
-        if not callable(query):
+        if self._query is None:
             raise CoreMisuse("the state machine has no query(command): submit the command")
         self._now = now
         rid = self._next_request
@@ -463,8 +465,8 @@ class Node(Snapshotting):
             self._maybe_snapshot()
         if rd.read_states:
             self.reads.confirmed(rd.read_states, self.raw.raft.leader)
-        if self.reads:
-            self.reads.serve(self.applied, self.machine.query)  # type: ignore[attr-defined]
+        if self.reads and self._query is not None:
+            self.reads.serve(self.applied, self._query)
 
     def _send(self, msgs: tuple[Message, ...]) -> None:
         t = self.transfers
