@@ -126,3 +126,26 @@ def test_snapshot_term_must_match_the_log_base(tmp_path: Path) -> None:
         st.log.compact(8)
     with pytest.raises(CorruptionError, match=r"term 2\) disagrees with the snapshot's term 3"):
         open_node(tmp_path)
+
+
+def test_finish_install_resets_a_log_short_of_the_snapshot_and_keeps_a_tail_otherwise(
+    tmp_path: Path,
+) -> None:
+    short, held = tmp_path / "short", tmp_path / "held"
+    with open_node(short) as st:  # a crash after saving an installed snapshot
+        st.log.append(make_entries(1, 10, size=40), HardState(1, 1, 10))
+        st.save_snapshot(SnapshotMeta(30, 2, (1, 2, 3)), b"state@30")
+        st.log.sync()
+    with open_node(short) as st:
+        assert st.finish_install()
+        assert (st.log.base_index, st.log.base_term, st.log.last_index) == (30, 2, 30)
+    with open_node(short) as st:  # durable: nothing left to do
+        assert not st.finish_install() and st.log.base_index == 30
+    with open_node(held) as st:  # a snapshot of our own, with the tail kept behind it
+        st.log.append(make_entries(1, 50, size=40), HardState(1, 1, 50))
+        st.save_snapshot(SnapshotMeta(40, 1, (1, 2, 3)), b"state@40")
+        st.log.compact(30)
+        st.log.sync()
+    with open_node(held) as st:
+        assert not st.finish_install()
+        assert (st.log.first_index, st.log.last_index) == (31, 50)

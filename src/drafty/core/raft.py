@@ -558,7 +558,7 @@ class Raft(ReadIndex, Snapshots):
         Deferring this to Ready time batches every proposal made in between
         into one AppendEntries per follower.
         """
-        round_ = self._read_round() if self.role is Role.LEADER else 0
+        round_ = self.reads.next_round() if self.role is Role.LEADER else 0
         if round_:
             self._heartbeat_all(round_)
         if not self._broadcast_pending:

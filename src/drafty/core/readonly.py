@@ -197,10 +197,6 @@ class ReadIndex:
                 for r in self.reads.confirm_all():
                     self._answer_read(r.ctx, r.index, r.origin)
 
-    def _read_round(self) -> int:
-        """A round to send with the heartbeats now (0: none is due)."""
-        return self.reads.next_round()
-
     def _read_acked(self, peer: NodeId, round_: int) -> None:
         for r in self.reads.ack(peer, round_, self.voters):
             self.counters["reads_confirmed"] += 1

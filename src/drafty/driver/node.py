@@ -126,15 +126,6 @@ class LogStatus:
     """Bytes of entry data in the log (payloads only, as kept in memory)."""
 
 
-def _holds(wal: WriteAheadLog, index: int, term: int) -> bool:
-    """Whether the log holds entry ``index`` of ``term`` (its base included).
-
-    A log that does not is compacted to the snapshot at restart. One that
-    does keeps the entries between its base and the snapshot: those are the
-    ``snapshot_keep_entries`` kept for followers a little behind."""
-    return wal.base_index <= index <= wal.last_index and wal.term(index) == term
-
-
 def now() -> Instant:
     """The clocks, read once."""
     return Instant(int(time.monotonic() * 1000), int(time.time() * 1000))
@@ -243,12 +234,7 @@ class RaftNode:
             s.data_dir, cluster_id=s.cluster, node_id=s.id, keep_snapshots=KEEP_SNAPSHOTS
         )
         try:
-            wal, snap = storage.log, storage.snapshot
-            if snap is not None and not _holds(wal, snap.meta.index, snap.meta.term):
-                # An installed snapshot whose log reset a crash cut short: the
-                # log does not reach the snapshot, so it restarts after it.
-                wal.compact(snap.meta.index, snap.meta.term)
-                wal.sync()
+            storage.finish_install()
             return storage, storage.next_incarnation(now().wall_ms)
         except BaseException:
             storage.close(sync=False)

@@ -256,12 +256,8 @@ class Node(Snapshotting):
         applied the index the leader confirmed. Its request number."""
         if self._query is None:
             raise CoreMisuse("the state machine has no query(command): submit the command")
-        self._now = now
-        rid = self._next_request
-        self._next_request += 1
-        if not self.active or self.pending >= self.options.max_pending:
-            why = "node is shutting down" if not self.active else "too many requests waiting"
-            self._replies.append(Reply(rid, error=Refused(why)))
+        rid, admitted = self._admit(now)
+        if not admitted:
             return rid
         limit = self.options.request_timeout_ms if timeout_ms is None else timeout_ms
         ctx = self.reads.add(rid, command, now.mono_ms + limit)
@@ -368,6 +364,20 @@ class Node(Snapshotting):
 
     # -- requests ------------------------------------------------------------------
 
+    def _admit(self, now: Instant) -> tuple[int, bool]:
+        """Number a new request; whether it may wait (else it is refused already)."""
+        self._now = now
+        rid = self._next_request
+        self._next_request += 1
+        why = None
+        if not self.active:
+            why = "node is shutting down"
+        elif self.pending >= self.options.max_pending:
+            why = "too many requests waiting on this node"
+        if why is not None:
+            self._replies.append(Reply(rid, error=Refused(why)))
+        return rid, why is None
+
     def _request(
         self,
         kind: Kind,
@@ -377,16 +387,8 @@ class Node(Snapshotting):
         now: Instant,
         timeout_ms: int | None,
     ) -> int:
-        self._now = now
-        rid = self._next_request
-        self._next_request += 1
-        if not self.active:
-            self._replies.append(Reply(rid, error=Refused("node is shutting down")))
-            return rid
-        if self.pending >= self.options.max_pending:
-            self._replies.append(
-                Reply(rid, error=Refused("too many requests waiting on this node"))
-            )
+        rid, admitted = self._admit(now)
+        if not admitted:
             return rid
         term = self.raw.raft.term
         try:

@@ -94,6 +94,8 @@ class Reads:
             if rid in self._live:
                 self._unconfirmed.pop(ctx, None)
                 self._end(rid, Refused("the read was not served within its deadline"))
+        if not self._live:  # served reads leave their deadlines behind: drop them
+            dl.clear()
 
     def end_all(self, why: str) -> None:
         for rid in list(self._live):

@@ -174,6 +174,14 @@ class SimDisk:
             self.entries.clear()
         self.base_index, self.base_term = index, term
 
+    def holds(self, index: int, term: int) -> bool:
+        """Whether the durable log holds entry ``index`` of ``term`` (base included)."""
+        e = self.entry(index)
+        return (e is not None and e.term == term) or (index, term) == (
+            self.base_index,
+            self.base_term,
+        )
+
     @property
     def last_index(self) -> int:
         return self.base_index + len(self.entries)

@@ -174,7 +174,8 @@ class Replica:
         payload = None
         if snap is not None:
             meta, payload = snap
-            disk.compact(meta.index, meta.term)  # a crash between install and compaction
+            if not disk.holds(meta.index, meta.term):  # an install a crash cut short
+                disk.compact(meta.index, meta.term)
             start = {"applied": meta.index, "snapshot": meta}
         start.update(offset=disk.base_index, offset_term=disk.base_term)
         raw = self.factory(self.config, rng, hs, list(disk.entries), **start)

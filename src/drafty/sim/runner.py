@@ -301,23 +301,28 @@ class Simulation:
             rep.node.receive((m,), rep.now(self.now))
             self.drive(m.dst)
 
-    def _sync_done(self, ev: SyncDone) -> None:
+    def _running_life(self, ev: SyncDone | JobDone) -> Replica | None:
+        """The replica a disk event is for, if it runs the life that started it
+        (a paused one gets the event on resume; a crashed one lost it)."""
         rep = self.replicas[ev.node]
         if rep.epoch != ev.epoch or rep.state is NodeState.DOWN:
-            return
+            return None
         if rep.state is NodeState.PAUSED:
             self.deferred[ev.node].append(ev)
+            return None
+        return rep
+
+    def _sync_done(self, ev: SyncDone) -> None:
+        rep = self._running_life(ev)
+        if rep is None:
             return
         rep.sync_done(ev.upto, self)
         self.oracle.on_durable(ev.node, rep.disk)
         self._after(ev.node)
 
     def _job_done(self, ev: JobDone) -> None:
-        rep = self.replicas[ev.node]
-        if rep.epoch != ev.epoch or rep.state is NodeState.DOWN:
-            return
-        if rep.state is NodeState.PAUSED:
-            self.deferred[ev.node].append(ev)
+        rep = self._running_life(ev)
+        if rep is None:
             return
         rep.job_done(ev.job, self.now, self)
         self.statecheck.on_job(ev.node, ev.job, rep.disk)

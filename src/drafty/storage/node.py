@@ -17,12 +17,13 @@ On open, after each part recovers on its own, one cross-check: the log must
 not be compacted past the newest valid snapshot (else entries are lost), and
 where they meet the terms must agree.
 
-What the driver does on restart: restore ``snapshot`` (if any) into the state
-machine; if ``snapshot.meta.index > log.base_index`` (a crash between saving an
-installed snapshot and compacting the log) call
-``log.compact(snapshot.meta.index, snapshot.meta.term)``; then hand
-``log.hard_state`` and ``log.entries(log.first_index, log.last_index)`` to
-the core. To take a snapshot: ``save_snapshot`` (durable on return), then
+What the driver does on restart: :meth:`NodeStorage.finish_install` (a crash
+between saving an installed snapshot and resetting the log leaves a log that
+does not reach the snapshot); restore ``snapshot`` (if any) into the state
+machine; then hand ``log.hard_state`` and ``log.entries(log.first_index,
+log.last_index)`` to the core. A log that holds the snapshot's last entry
+keeps the entries before it: the tail kept for followers a little behind.
+To take a snapshot: ``save_snapshot`` (durable on return), then
 ``log.compact(index)``.
 """
 
@@ -111,6 +112,17 @@ class NodeStorage:
         path = self.snapshots.save(meta, data)
         self.snapshot = Snapshot(meta, data)
         return path
+
+    def finish_install(self) -> bool:
+        """If the log does not hold the newest snapshot's last entry (an install
+        a crash cut short), reset it to start after the snapshot, durably.
+        Whether it had to."""
+        snap = self.snapshot
+        if snap is None or self.log.holds(snap.meta.index, snap.meta.term):
+            return False
+        self.log.compact(snap.meta.index, snap.meta.term)
+        self.log.sync()
+        return True
 
     def next_incarnation(self, wall_ms: int) -> int:
         """This life's incarnation, durable on return (see :mod:`.incarnation`)."""

@@ -255,6 +255,11 @@ class WriteAheadLog:
         """
         return self._state.log.term(index)
 
+    def holds(self, index: int, term: int) -> bool:
+        """Whether the log holds entry ``index`` of ``term`` (its base included):
+        then compacting to it keeps the entries after it."""
+        return self._state.compact_keeps(index, term)
+
     def forget_data(self) -> None:
         """Stop keeping entry data in memory: :meth:`entries` is no longer
         available (the Raft core holds the log once recovery handed it over)."""
