@@ -122,6 +122,10 @@ def test_snapshots_compaction_restart_and_install(
         await write(nodes, range(80), "a")
         await converged(nodes, kvs)
         assert len(kvs[1].data) == 80
+        # A save in flight has its file on disk before the node hears it is
+        # durable; compare files with the log only once every save is done.
+        await until(lambda: not any(n.log_status().snapshot_saving for n in nodes),
+                    what="snapshot saves to finish")  # fmt: skip
         for n in nodes:
             lg = n.log_status()
             st = n.status()
