@@ -70,7 +70,7 @@ from ..node import (
     TransferLimits,
 )
 from ..storage import NodeStorage, WriteAheadLog
-from ..transport.tcp import Address, PeerTransport
+from ..transport.tcp import Address, LinkLimits, PeerTransport
 from .files import DiskSnapshotFiles
 from .memory import keep_big_blocks_mapped, release_freed_memory
 from .trace import Tracer
@@ -129,6 +129,25 @@ class LogStatus:
 def now() -> Instant:
     """The clocks, read once."""
     return Instant(int(time.monotonic() * 1000), int(time.time() * 1000))
+
+
+def link_limits(s: NodeSettings) -> LinkLimits:
+    """Peer-link liveness scaled to the election timeout (500 ms by default).
+
+    A message older than the shortest election timeout is dropped unsent; a
+    link with bytes unacknowledged for two election timeouts (at least 1 s)
+    is torn down; reconnecting after a heal takes at most one election
+    timeout plus half of one. Together a healed node hears its leader within
+    about 2 s by default, however long the partition lasted.
+    """
+    election_s = s.election_ticks * s.tick_ms / 1000
+    return LinkLimits(
+        max_message_age_s=election_s,
+        user_timeout_s=max(1.0, 2 * election_s),
+        keepalive_idle_s=max(1, round(election_s)),
+        connect_timeout_s=max(0.2, election_s),
+        backoff_max_s=max(0.1, election_s / 2),
+    )
 
 
 class RaftNode:
@@ -222,7 +241,9 @@ class RaftNode:
             wal.first_index, wal.last_index, s.data_dir, incarnation,
         )  # fmt: skip
         peers = {p: a for p, a in s.peers.items() if p != s.id}
-        self._transport = PeerTransport(s.id, s.cluster, peers, self._deliver, rng=self._rng)
+        self._transport = PeerTransport(
+            s.id, s.cluster, peers, self._deliver, rng=self._rng, limits=link_limits(s)
+        )
         await self._transport.start(s.peers[s.id])
         self._spawn(self._ticker(), f"ticker-{s.id}")
         self._kick()

@@ -9,17 +9,35 @@ two directions never contend for one socket, as in etcd's streams).
 Outbound (:class:`_Link`): messages for a peer are appended to its queue and
 a writer task wakes up, takes *everything* queued, encodes it as one frame
 and writes it in one call: under load many messages share a frame and a
-syscall. When the connection fails the task reconnects with exponential
-backoff (50 ms doubling to 2 s, with jitter); messages queued meanwhile are
-kept up to a bound and then the oldest are dropped, which Raft tolerates
-(it retransmits). Every failure is logged with the link's id and counted.
+syscall. When the connection fails the task reconnects with a short
+exponential backoff (``LinkLimits``); messages queued meanwhile are kept up
+to a bound and for a bounded age, and dropped past either, which Raft
+tolerates (it retransmits, and a message older than an election timeout
+speaks for a leader or a candidate that has moved on). Every failure is
+logged with the link's id and counted.
+
+Liveness. A silent network partition (packets dropped, no RST) is invisible
+to a socket that is only written: unacknowledged bytes sit in the kernel
+while TCP retransmits with exponential backoff, so after the heal the link
+would stay dead until the next retransmission, tens of seconds later for a
+long partition. Every peer socket therefore carries ``TCP_USER_TIMEOUT``
+(bytes unacknowledged for ``user_timeout_s`` abort the connection) and TCP
+keepalive (an idle link is probed every ``keepalive_idle_s``, so the same
+timeout covers it), connecting is bounded by ``connect_timeout_s``, and the
+reconnect backoff is capped at ``backoff_max_s``. A dead link is noticed
+within about ``user_timeout_s`` and, once the network heals, reconnected
+within about ``connect_timeout_s + backoff_max_s``; the driver derives all
+four from the election timeout so that a healed node serves again within
+one or two election timeouts however long the partition lasted.
 
 Inbound: the first frame must be a :class:`~drafty.transport.codec.Hello`
 from a known peer of the same cluster; then every frame's messages go to the
-``deliver`` callback. A message whose ``src`` is not the peer that said hello
-is dropped. Garbage, an oversized frame, or a wrong hello closes that
-connection with one log line; it never reaches the core, and it never takes
-the node down.
+``deliver`` callback. A peer has at most one inbound connection: a new hello
+from it closes the older one (whose sender has given up on it), so a peer
+that reconnects often cannot pile up connections. A message whose ``src``
+is not the peer that said hello is dropped. Garbage, an oversized frame, or
+a wrong hello closes that connection with one log line; it never reaches
+the core, and it never takes the node down.
 """
 
 from __future__ import annotations
@@ -28,8 +46,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..core import Message, NodeId
 from ..luid import luid
@@ -48,48 +68,114 @@ log = logging.getLogger("drafty.transport")
 Address = tuple[str, int]
 Deliver = Callable[[list[Message]], None]
 
-MAX_QUEUED = 10_000
-"""Messages kept for a disconnected peer before the oldest are dropped."""
 HELLO_TIMEOUT = 5.0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkLimits:
+    """How long a link may be silent, slow or backed up; every field has its unit.
+
+    The defaults suit an election timeout of about 500 ms (the driver passes
+    values derived from its own).
+    """
+
+    max_queued_messages: int = 4096
+    """Messages kept for one peer while its link is down or slow; the oldest go first."""
+    max_message_age_s: float = 1.0
+    """A queued message older than this is dropped unsent: its sender's round has passed."""
+    user_timeout_s: float = 1.0
+    """Bytes unacknowledged this long abort the connection (``TCP_USER_TIMEOUT``)."""
+    keepalive_idle_s: int = 1
+    """An idle connection is probed after this many seconds (TCP keepalive)."""
+    connect_timeout_s: float = 0.5
+    """A connection attempt (a SYN into a partition gets no answer) gives up after this."""
+    backoff_max_s: float = 0.25
+    """The reconnect delay doubles from 50 ms up to this (with jitter)."""
+
+    def __post_init__(self) -> None:
+        if self.max_queued_messages < 1:
+            raise ValueError("max_queued_messages must be at least 1")
+        for name in ("max_message_age_s", "user_timeout_s", "connect_timeout_s", "backoff_max_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive")
+        if self.keepalive_idle_s < 1:
+            raise ValueError("keepalive_idle_s must be at least 1 (the kernel counts seconds)")
+
+
+def tune_socket(sock: socket.socket | None, limits: LinkLimits) -> None:
+    """Give a peer socket the liveness options above (where the platform has them)."""
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    options = [
+        ("TCP_NODELAY", 1),
+        ("TCP_USER_TIMEOUT", max(1, int(limits.user_timeout_s * 1000))),
+        ("TCP_KEEPIDLE", limits.keepalive_idle_s),
+        ("TCP_KEEPINTVL", 1),
+        ("TCP_KEEPCNT", 2),
+    ]
+    for name, value in options:
+        opt = getattr(socket, name, None)
+        if opt is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, opt, value)
+
+
 class _Link:
-    """The outbound side of one peer: a queue and the task that drains it."""
+    """The outbound side of one peer: a queue and the task that drains it.
+
+    ``queue`` holds (enqueued at, message) in arrival order, never more than
+    ``limits.max_queued_messages``.
+    """
 
     def __init__(self, owner: PeerTransport, peer: NodeId, addr: Address) -> None:
         self.owner = owner
         self.peer = peer
         self.addr = addr
         self.name = luid("peer")
-        self.queue: deque[Message] = deque()
+        self.queue: deque[tuple[float, Message]] = deque()
         self.wake = asyncio.Event()
         self.connected = False
         self.task: asyncio.Task[None] | None = None
 
-    def push(self, msgs: list[Message]) -> None:
-        self.queue.extend(msgs)
-        over = len(self.queue) - MAX_QUEUED
+    def push(self, msgs: list[Message], now: float) -> None:
+        self.queue.extend((now, m) for m in msgs)
+        over = len(self.queue) - self.owner.limits.max_queued_messages
         if over > 0:
             for _ in range(over):
                 self.queue.popleft()
             self.owner.stats["dropped_queue_full"] += over
         self.wake.set()
 
+    def take(self, now: float) -> list[Message]:
+        """Everything queued that is still fresh; the stale rest is dropped and counted."""
+        oldest = now - self.owner.limits.max_message_age_s
+        batch = [m for t, m in self.queue if t >= oldest]
+        stale = len(self.queue) - len(batch)
+        if stale:
+            self.owner.stats["dropped_stale"] += stale
+        self.queue.clear()
+        return batch
+
     async def run(self) -> None:
-        """Connect, pump, and on any failure reconnect with backoff; never returns."""
+        """Connect, pump, and on any failure reconnect with backoff, until closed."""
+        limits = self.owner.limits
         delay = 0.05
         rng = self.owner.rng
-        while True:
+        while not self.owner.closed:
             try:
-                reader, writer = await asyncio.open_connection(*self.addr)
-            except OSError as e:
+                # Not wait_for: on 3.11 it can swallow the cancellation that
+                # closes the transport when the connect fails at that moment.
+                async with asyncio.timeout(limits.connect_timeout_s):
+                    reader, writer = await asyncio.open_connection(*self.addr)
+            except (OSError, TimeoutError) as e:
                 self.owner.stats["connect_failures"] += 1
                 log.debug("%s: connect to node %d at %s:%d failed: %s", self.name, self.peer,
-                          *self.addr, e)  # fmt: skip
+                          *self.addr, e or "timed out")  # fmt: skip
                 await asyncio.sleep(delay * (0.5 + rng.random()))
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, limits.backoff_max_s)
                 continue
             delay = 0.05
+            tune_socket(writer.get_extra_info("socket"), limits)
             self.connected = True
             log.info("%s: connected to node %d at %s:%d", self.name, self.peer, *self.addr)
             watcher = asyncio.create_task(self._watch_eof(reader))
@@ -116,9 +202,10 @@ class _Link:
                 self.wake.clear()
                 await self.wake.wait()
             if watcher.done():
-                raise ConnectionError("peer closed the connection")
-            batch = list(self.queue)
-            self.queue.clear()
+                raise ConnectionError("peer closed the connection (or the link timed out)")
+            batch = self.take(asyncio.get_running_loop().time())
+            if not batch:
+                continue
             writer.write(encode_batch(batch))
             self.owner.stats["frames_sent"] += 1
             self.owner.stats["messages_sent"] += len(batch)
@@ -137,6 +224,7 @@ class PeerTransport:
         *,
         max_frame: int = DEFAULT_MAX_FRAME,
         rng: random.Random | None = None,
+        limits: LinkLimits | None = None,
     ) -> None:
         self.node_id = node_id
         self.cluster = cluster
@@ -144,10 +232,14 @@ class PeerTransport:
         self.deliver = deliver
         self.max_frame = max_frame
         self.rng = rng or random.Random()
+        self.limits = limits or LinkLimits()
+        self.closed = False
         self.stats: Counter[str] = Counter()
         self._links: dict[NodeId, _Link] = {}
         self._server: asyncio.Server | None = None
         self._inbound: set[asyncio.Task[None]] = set()
+        self._inbound_from: dict[NodeId, asyncio.StreamWriter] = {}
+        """The one live inbound connection of each peer that has said hello."""
 
     async def start(self, listen: Address) -> None:
         """Listen for peers on ``listen`` and start connecting out."""
@@ -159,6 +251,7 @@ class PeerTransport:
 
     def send(self, msgs: list[Message] | tuple[Message, ...]) -> None:
         """Queue messages; each peer's share leaves in one frame, soon."""
+        now = asyncio.get_running_loop().time()
         by_peer: dict[NodeId, list[Message]] = {}
         for m in msgs:
             by_peer.setdefault(m.dst, []).append(m)
@@ -167,13 +260,14 @@ class PeerTransport:
             if link is None:
                 self.stats["dropped_unknown_peer"] += len(batch)
                 continue
-            link.push(batch)
+            link.push(batch, now)
 
     def connected(self, peer: NodeId) -> bool:
         link = self._links.get(peer)
         return link is not None and link.connected
 
     async def close(self) -> None:
+        self.closed = True
         if self._server is not None:
             self._server.close()
         tasks = [lk.task for lk in self._links.values() if lk.task] + list(self._inbound)
@@ -189,8 +283,9 @@ class PeerTransport:
         self._inbound.add(task)
         name = luid("inbound")
         peername = writer.get_extra_info("peername")
+        tune_socket(writer.get_extra_info("socket"), self.limits)
         try:
-            await self._serve(name, reader)
+            await self._serve(name, reader, writer)
         except DecodeError as e:
             self.stats["garbage_from_peer"] += 1
             log.warning("%s from %s: closing, peer sent garbage: %s", name, peername, e)
@@ -204,8 +299,13 @@ class PeerTransport:
         finally:
             writer.close()
             self._inbound.discard(task)
+            for peer, w in list(self._inbound_from.items()):
+                if w is writer:
+                    del self._inbound_from[peer]
 
-    async def _serve(self, name: str, reader: asyncio.StreamReader) -> None:
+    async def _serve(
+        self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         frames = FrameReader(self.max_frame)
         peer: NodeId | None = None
         while True:
@@ -220,6 +320,11 @@ class PeerTransport:
                 if peer is None:
                     peer = self._check_hello(body)
                     log.info("%s: node %d connected", name, peer)
+                    older = self._inbound_from.get(peer)
+                    if older is not None:  # its sender reconnected: it is dead
+                        self.stats["inbound_superseded"] += 1
+                        older.close()
+                    self._inbound_from[peer] = writer
                     continue
                 if isinstance(body, Hello):
                     raise DecodeError("second hello on one connection")
