@@ -6,7 +6,8 @@ the core's describer renders, so a script reads like a protocol trace.
 Commands (ids are node ids; ``k=v`` options are optional):
 
 - ``add-nodes N [prevote=true] [check-quorum=true] [election=10] [heartbeat=1]
-  [inflight=256] [max-bytes=N] [forward=false] [seed=0]``: start a cluster
+  [inflight=256] [max-bytes=N] [forward=false] [lease=false] [lease-drift=2]
+  [seed=0]``: start a cluster
 - ``campaign ID``; ``elect ID`` (campaign and stabilize quietly)
 - ``propose ID DATA``; ``propose-batch ID DATA...``
 - ``tick ID [N]``; ``tick-election ID...`` (enough ticks to time out for sure);
@@ -34,6 +35,8 @@ _OPTION_NAMES = {
     "inflight": ("max_inflight", "int"),
     "max-bytes": ("max_msg_bytes", "int"),
     "forward": ("forward_proposals", "bool"),
+    "lease": ("lease_reads", "bool"),
+    "lease-drift": ("lease_drift_ticks", "int"),
 }
 
 

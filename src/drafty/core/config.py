@@ -44,6 +44,19 @@ class Config:
     """A follower forwards proposals to the known leader instead of refusing them."""
     max_pending_reads: int = 4096
     """Reads (ReadIndex) waiting on one node for confirmation; more are refused."""
+    lease_reads: bool = False
+    """A leader answers reads at once while its lease lasts (requires check_quorum;
+    see :mod:`drafty.core.readonly` for the clock assumption)."""
+    lease_drift_ticks: int = 2
+    """Ticks the lease is shortened by for clock drift: it stays safe while no
+    voter's clock runs faster than the leader's by more than
+    ``lease_drift_ticks / (election_ticks - 1)`` (22% with the defaults)."""
+
+    @property
+    def lease_ticks(self) -> int:
+        """Ticks after a heartbeat round was sent that its quorum's answers hold
+        the lease (see :mod:`drafty.core.readonly`)."""
+        return self.election_ticks - 1 - self.lease_drift_ticks
 
     def __post_init__(self) -> None:
         _positive_int("id", self.id)
@@ -66,9 +79,24 @@ class Config:
         _positive_int("max_inflight", self.max_inflight)
         _positive_int("max_msg_bytes", self.max_msg_bytes)
         _positive_int("max_pending_reads", self.max_pending_reads)
-        for name in ("prevote", "check_quorum", "forward_proposals"):
+        for name in ("prevote", "check_quorum", "forward_proposals", "lease_reads"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: must be True or False")
+        if isinstance(self.lease_drift_ticks, bool) or not isinstance(self.lease_drift_ticks, int):
+            raise ConfigError("lease_drift_ticks: must be an integer")
+        if self.lease_drift_ticks < 0:
+            raise ConfigError("lease_drift_ticks: must not be negative")
+        if self.lease_reads and not self.check_quorum:
+            raise ConfigError(
+                "lease_reads: requires check_quorum (a leader cut off from its "
+                "majority must step down before another can be elected)"
+            )
+        if self.lease_reads and self.lease_ticks <= self.heartbeat_ticks:
+            raise ConfigError(
+                f"lease_drift_ticks: a lease of election_ticks - 1 - lease_drift_ticks = "
+                f"{self.lease_ticks} ticks must exceed heartbeat_ticks ({self.heartbeat_ticks}), "
+                "or heartbeats never renew it"
+            )
 
 
 def _positive_int(name: str, value: object) -> None:

@@ -111,6 +111,11 @@ class Raft(ReadIndex, Snapshots):
         self.election_elapsed = 0
         """Ticks since the last sign of a leader (or, on a leader, since the last quorum check)."""
         self.heartbeat_elapsed = 0
+        self.ticks = 0
+        """Ticks since this node started (leases count in them)."""
+        self.quiet_ticks = config.election_ticks if config.lease_reads and hard.term else 0
+        """With leases, a node that may have answered a leader's round before a
+        restart ignores vote requests until it has ticked this many times."""
         self.timeout = self._random_timeout()
         """This round's election timeout, in ``[election_ticks, 2 * election_ticks)``."""
         self.votes: dict[NodeId, bool] = {}
@@ -120,7 +125,7 @@ class Raft(ReadIndex, Snapshots):
         self.counters: Counter[str] = Counter()
         """Dropped or refused input by reason, and notable events, for metrics."""
         self._broadcast_pending = False
-        self.reads = ReadQueue(self.id, config.max_pending_reads)
+        self.reads = ReadQueue(self.id, config.max_pending_reads, config.lease_reads)
         self.read_states = []
         self.forwarded = {}
         if snapshot is None and log.offset:
@@ -188,6 +193,7 @@ class Raft(ReadIndex, Snapshots):
     # -- inputs ----------------------------------------------------------
 
     def tick(self) -> None:
+        self.ticks += 1
         if self.role is Role.LEADER:
             self._tick_leader()
         else:
@@ -211,7 +217,7 @@ class Raft(ReadIndex, Snapshots):
                     pr.recent_active = False
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks:
             self.heartbeat_elapsed = 0
-            self._heartbeat_all(self.reads.round)
+            self._heartbeat_all(self._heartbeat_round())
 
     def _heartbeat_all(self, round_: int) -> None:
         for p, pr in self.progress.items():
@@ -337,6 +343,8 @@ class Raft(ReadIndex, Snapshots):
         cannot depose a working leader. A leader counts as alive to itself only
         with CheckQuorum, which makes it step down once it loses its majority.
         """
+        if self.ticks < self.quiet_ticks:
+            return True  # we may have answered a leader's round just before a restart
         if self.leader == NONE:
             return False
         if self.role is Role.LEADER:
@@ -558,7 +566,7 @@ class Raft(ReadIndex, Snapshots):
         Deferring this to Ready time batches every proposal made in between
         into one AppendEntries per follower.
         """
-        round_ = self.reads.next_round() if self.role is Role.LEADER else 0
+        round_ = self.reads.next_round(self.ticks) if self.role is Role.LEADER else 0
         if round_:
             self._heartbeat_all(round_)
         if not self._broadcast_pending:

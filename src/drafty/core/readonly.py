@@ -26,11 +26,37 @@ the follower's leader changed) is *refused*: a :class:`ReadState` with
 ``index`` 0. A read has no effect, so a refused read is certainly harmless
 to retry.
 
+Lease reads (``Config.lease_reads``, dissertation §6.4.1) skip step 2 while
+the leader holds a *lease*: every heartbeat starts a round, the tick it was
+sent at is kept, and once a majority (the leader included) has answered
+round ``r``, the lease runs ``Config.lease_ticks`` from the tick ``r`` was
+sent. Why that is safe: a voter that answered ``r`` heard from this leader
+after ``r`` was sent, and it neither votes for another candidate (it ignores
+vote requests while it heard from a leader within ``election_ticks``, and
+with leases a restarted node ignores them for its first ``election_ticks``)
+nor campaigns itself before ``election_ticks - 1`` of *its* ticks have
+passed. Any new leader needs a vote from that majority, so none exists
+before then. The leader counts ``c`` of its own ticks since sending ``r``,
+which is less than ``c + 1`` tick periods of real time; the lease holds
+while ``c < election_ticks - 1 - lease_drift_ticks``, so it stays inside the
+voters' window as long as no voter's ticks run faster than the leader's by
+more than ``lease_drift_ticks / (election_ticks - 1)``.
+
+What breaks if clocks drift more, or if ticks stop tracking real time (a
+leader process paused or its loop stalled, then not told how many ticks it
+missed): a deposed leader may answer a read from its lease after a new
+leader has committed a write, returning a stale value. The driver therefore
+delivers missed ticks after a stall when leases are on (and catches them up
+before a lease read), and leases are opt-in; ReadIndex needs no clock at all.
+
 Invariants
 ----------
 - A read is confirmed only by a round numbered after it was recorded.
 - ``index`` of a confirmed read is at least the commit index when it arrived.
 - At most ``max_reads`` reads wait on one node; more are refused at once.
+- A lease read is answered only by a leader with an entry of its term
+  committed, and only from a round a majority answered within
+  ``lease_ticks``; a lease never outlives the leadership that earned it.
 """
 
 from __future__ import annotations
@@ -38,11 +64,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .config import Config
 from .errors import NotLeader
 from .log import RaftLog
 from .messages import Message, ReadIndexRequest, ReadIndexResponse
 from .progress import Progress
-from .quorum import has_quorum
+from .quorum import committed_index, has_quorum
 from .types import NONE, NodeId, Role
 
 
@@ -71,6 +98,8 @@ class ReadQueue:
 
     me: NodeId
     max_reads: int
+    lease: bool = False
+    """Keep what a lease needs: when each round was sent."""
     waiting_commit: list[_Read] = field(default_factory=list)
     """Reads that arrived before an entry of this term committed."""
     pending: list[_Read] = field(default_factory=list)
@@ -79,6 +108,12 @@ class ReadQueue:
     """The last round sent."""
     acked: dict[NodeId, int] = field(default_factory=dict)
     """Per peer, the highest round it answered."""
+    sent_at: dict[int, int] = field(default_factory=dict)
+    """With leases: round -> the tick it was sent at, for rounds no majority
+    has answered yet (at most the rounds of two election timeouts: a leader
+    that hears no majority for that long steps down, which clears it)."""
+    lease_from: int | None = None
+    """With leases: the tick the newest round a majority answered was sent at."""
 
     def __len__(self) -> int:
         return len(self.waiting_commit) + len(self.pending)
@@ -99,15 +134,18 @@ class ReadQueue:
         self.pending.extend(self.waiting_commit)
         self.waiting_commit.clear()
 
-    def next_round(self) -> int:
-        """The round to send now, if any recorded read has none; else 0."""
-        if not self.pending or self.pending[-1].round:
+    def next_round(self, now: int, *, force: bool = False) -> int:
+        """The round to send at tick ``now``: a new one if a recorded read has
+        none (or ``force``: a heartbeat under leases); else 0."""
+        if not force and (not self.pending or self.pending[-1].round):
             return 0
         self.round += 1
         for r in reversed(self.pending):
             if r.round:
                 break
             r.round = self.round
+        if self.lease:
+            self.sent_at[self.round] = now
         return self.round
 
     def ack(self, peer: NodeId, round_: int, voters: tuple[NodeId, ...]) -> list[_Read]:
@@ -115,6 +153,8 @@ class ReadQueue:
         if round_ <= self.acked.get(peer, 0):
             return []
         self.acked[peer] = round_
+        if self.lease:
+            self._renew_lease(voters)
         done = 0
         for r in self.pending:
             if not r.round:
@@ -126,6 +166,16 @@ class ReadQueue:
         confirmed, self.pending = self.pending[:done], self.pending[done:]
         return confirmed
 
+    def _renew_lease(self, voters: tuple[NodeId, ...]) -> None:
+        answered = dict(self.acked)
+        answered[self.me] = self.round
+        quorum_round = committed_index(voters, answered)
+        sent = self.sent_at.get(quorum_round)
+        if sent is not None:
+            self.lease_from = sent
+            for r in [r for r in self.sent_at if r <= quorum_round]:
+                del self.sent_at[r]
+
     def confirm_all(self) -> list[_Read]:
         """A single-voter cluster: no round is needed."""
         out, self.pending = self.pending, []
@@ -135,6 +185,7 @@ class ReadQueue:
         """Leadership ended: every waiting read is refused."""
         out = self.waiting_commit + self.pending
         self.waiting_commit, self.pending, self.acked = [], [], {}
+        self.sent_at, self.lease_from = {}, None
         return out
 
 
@@ -143,7 +194,9 @@ class ReadIndex:
     stays readable); it relies on the attributes Raft sets up (declared below)."""
 
     id: NodeId
+    cfg: Config
     term: int
+    ticks: int
     role: Role
     leader: NodeId
     voters: tuple[NodeId, ...]
@@ -174,8 +227,27 @@ class ReadIndex:
         else:
             raise NotLeader(NONE)
 
+    def lease_valid(self) -> bool:
+        """Whether this leader may answer reads from its lease right now."""
+        if self.role is not Role.LEADER or not self.cfg.lease_reads:
+            return False
+        if len(self.voters) == 1:
+            return True
+        since = self.reads.lease_from
+        return since is not None and self.ticks - since < self.cfg.lease_ticks
+
+    def _heartbeat_round(self) -> int:
+        """The round a periodic heartbeat carries: a new one under leases."""
+        if self.cfg.lease_reads:
+            return self.reads.next_round(self.ticks, force=True)
+        return self.reads.round
+
     def _record_read(self, ctx: bytes, origin: NodeId) -> None:
         own = self.log.term(self.log.committed) == self.term
+        if own and self.lease_valid():
+            self.counters["reads_lease"] += 1
+            self._answer_read(ctx, self.log.committed, origin)
+            return
         if not self.reads.add(ctx, origin, self.log.committed if own else None):
             self.counters["reads_refused"] += 1
             self._answer_read(ctx, 0, origin)
