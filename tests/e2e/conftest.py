@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from drafty.service.config import ClusterConfig, NodeEntry, SnapshotSettings, render
+from drafty.service.config import (
+    ClusterConfig,
+    NodeEntry,
+    ReadSettings,
+    SnapshotSettings,
+    render,
+)
 
 
 def _free_base(span: int) -> int:
@@ -41,7 +47,13 @@ def _free_base(span: int) -> int:
 class Cluster:
     """N `drafty serve` processes with their data under a temporary directory."""
 
-    def __init__(self, directory: Path, n: int, snapshot: SnapshotSettings | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        n: int,
+        snapshot: SnapshotSettings | None = None,
+        reads: ReadSettings | None = None,
+    ) -> None:
         self.dir = directory
         base = _free_base(n)
         self.config = ClusterConfig(
@@ -52,6 +64,7 @@ class Cluster:
             },
             tick_ms=50,
             snapshot=snapshot or SnapshotSettings(),
+            reads=reads or ReadSettings(),
         )
         self.path = directory / "cluster.toml"
         self.path.write_text(render(self.config))
@@ -120,8 +133,10 @@ class Cluster:
 def cluster_factory(tmp_path: Path) -> Iterator[type[Cluster] | object]:
     made: list[Cluster] = []
 
-    def make(n: int = 3, snapshot: SnapshotSettings | None = None) -> Cluster:
-        c = Cluster(tmp_path, n, snapshot)
+    def make(
+        n: int = 3, snapshot: SnapshotSettings | None = None, reads: ReadSettings | None = None
+    ) -> Cluster:
+        c = Cluster(tmp_path, n, snapshot, reads)
         made.append(c)
         return c
 

@@ -13,6 +13,7 @@ from drafty.service.config import (
     ClusterConfig,
     ClusterConfigError,
     NodeEntry,
+    ReadSettings,
     SnapshotSettings,
     from_dict,
     load,
@@ -233,3 +234,19 @@ def test_render_keeps_snapshot_settings() -> None:
     plain = ClusterConfig("local", {1: NodeEntry(1, ("h", 1), ("h", 2))})
     assert "[snapshot]" not in render(plain)
     assert from_dict(tomllib.loads(render(plain)), "x") == plain
+
+
+def test_reads_table(tmp_path: Path) -> None:
+    assert load(write(tmp_path, node())).reads == ReadSettings(lease=False, lease_drift_ticks=2)
+    cfg = load(write(tmp_path, "[reads]\nlease = true\nlease_drift_ticks = 3\n" + node()))
+    assert cfg.reads == ReadSettings(lease=True, lease_drift_ticks=3)
+    assert from_dict(tomllib.loads(render(cfg)), "rendered") == cfg
+    assert cfg.reads.raft_options() == {"lease_reads": True, "lease_drift_ticks": 3}
+    for table, problem in [
+        ('lease = "yes"', "lease must be true or false"),
+        ("lease_drift_ticks = 8", "lease_drift_ticks must be an integer in 0..7"),
+        ("lease_drift_ticks = -1", "lease_drift_ticks must be"),
+        ("leases = true", "unknown field"),
+    ]:
+        with pytest.raises(ClusterConfigError, match=problem):
+            load(write(tmp_path, f"[reads]\n{table}\n" + node()))

@@ -12,13 +12,15 @@
 """
 
 from .api import OutcomeUnknown, Refused, SessionExpired, StateMachine, StateMachineError
-from .node import LogStatus, NodeSettings, RaftNode
+from .node import RaftNode
+from .settings import LogStatus, NodeSettings, ReadStats
 
 __all__ = [
     "LogStatus",
     "NodeSettings",
     "OutcomeUnknown",
     "RaftNode",
+    "ReadStats",
     "Refused",
     "SessionExpired",
     "StateMachine",

@@ -53,8 +53,6 @@ import random
 import time
 from collections.abc import Callable, Sized
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..core import NONE, Config, NodeId, RawNode, Status
@@ -70,84 +68,18 @@ from ..node import (
     TransferLimits,
 )
 from ..storage import NodeStorage, WriteAheadLog
-from ..transport.tcp import Address, LinkLimits, PeerTransport
+from ..transport.tcp import PeerTransport
 from .files import DiskSnapshotFiles
 from .memory import keep_big_blocks_mapped, release_freed_memory
+from .settings import KEEP_SNAPSHOTS, LogStatus, NodeSettings, ReadStats, link_limits
 from .trace import Tracer
 
 log = logging.getLogger("drafty.driver")
 
 
-@dataclass(frozen=True)
-class NodeSettings:
-    """Where a node lives and how fast its clock runs."""
-
-    id: NodeId
-    cluster: str
-    peers: dict[NodeId, Address]
-    """Raft address of every voter, this node included."""
-    data_dir: Path
-    tick_ms: int = 50
-    election_ticks: int = 10
-    heartbeat_ticks: int = 1
-    request_timeout: float = 5.0
-    session_ttl_ms: int = 10 * 60 * 1000
-    seed: int | None = None
-    extra_config: dict[str, Any] = field(default_factory=dict)
-    node_options: dict[str, Any] = field(default_factory=dict)
-    """Further :class:`~drafty.node.NodeOptions` fields (among them the snapshot
-    thresholds; ``transfer`` may be a :class:`~drafty.node.TransferLimits` or a
-    dict of its fields)."""
-
-
-KEEP_SNAPSHOTS = 2
-"""Snapshot files kept: a leader may still be streaming the previous one to a
-follower while the next one is saved."""
-
-
-@dataclass(frozen=True, slots=True)
-class LogStatus:
-    """The durable log and snapshot of a running node, for INFO and status."""
-
-    snapshot_index: int
-    """Newest snapshot held (0: none)."""
-    snapshot_term: int
-    snapshot_saving: bool
-    """A snapshot is being written now."""
-    last_save_bytes: int
-    """Size of the last snapshot this node saved (0: none this life)."""
-    last_save_ms: float
-    """How long saving it took, from the job's start (0: none this life)."""
-    first_index: int
-    """First entry still in the write-ahead log (``last_index + 1`` when empty)."""
-    last_index: int
-    entries: int
-    bytes: int
-    """Bytes of entry data in the log (payloads only, as kept in memory)."""
-
-
 def now() -> Instant:
     """The clocks, read once."""
     return Instant(int(time.monotonic() * 1000), int(time.time() * 1000))
-
-
-def link_limits(s: NodeSettings) -> LinkLimits:
-    """Peer-link liveness scaled to the election timeout (500 ms by default).
-
-    A message older than the shortest election timeout is dropped unsent; a
-    link with bytes unacknowledged for two election timeouts (at least 1 s)
-    is torn down; reconnecting after a heal takes at most one election
-    timeout plus half of one. Together a healed node hears its leader within
-    about 2 s by default, however long the partition lasted.
-    """
-    election_s = s.election_ticks * s.tick_ms / 1000
-    return LinkLimits(
-        max_message_age_s=election_s,
-        user_timeout_s=max(1.0, 2 * election_s),
-        keepalive_idle_s=max(1, round(election_s)),
-        connect_timeout_s=max(0.2, election_s),
-        backoff_max_s=max(0.1, election_s / 2),
-    )
 
 
 class RaftNode:
@@ -269,6 +201,7 @@ class RaftNode:
         return NodeOptions(
             request_timeout_ms=max(1, int(s.request_timeout * 1000)),
             session_ttl_ms=s.session_ttl_ms,
+            tick_ms=s.tick_ms,
             **extra,
         )
 
@@ -390,6 +323,25 @@ class RaftNode:
         ms = None if timeout is None else max(1, int(timeout * 1000))
         rid = self._node.read(command, now(), timeout_ms=ms)
         return await self._wait(rid)
+
+    def read_stale(self, command: bytes) -> Any:
+        """A read-only command answered at once from this node's applied state,
+        possibly stale (never confirmed with the leader). Raises :class:`Refused`."""
+        if self._node is None:
+            raise Refused("node is not started")
+        return self._node.read_stale(command)
+
+    def read_stats(self) -> ReadStats:
+        """How this node confirms reads and how many it served each way."""
+        node = self.node
+        counters = node.raw.raft.counters
+        return ReadStats(
+            mode="lease" if node.raw.raft.cfg.lease_reads else "readindex",
+            linearizable=node.reads.served,
+            stale=node.reads.served_stale,
+            lease_answered=counters.get("reads_lease", 0),
+            round_confirmed=counters.get("reads_confirmed", 0),
+        )
 
     async def open_session(self, *, timeout: float | None = None) -> int:
         """Open a client session for exactly-once commands; its id."""

@@ -48,6 +48,9 @@ class NodeOptions:
     """After a snapshot failed to save, wait this long before the next try."""
     transfer: TransferLimits = field(default_factory=TransferLimits)
     """Limits of snapshot transfers to and from followers."""
+    tick_ms: int = 0
+    """The period the driver ticks at; lease reads need it (ticks must keep
+    up with the clock, see :mod:`drafty.node.ticks`). 0: not given."""
 
     def __post_init__(self) -> None:
         for name in (

@@ -106,6 +106,7 @@ from .reads import Reads
 from .requests import Reply, Waiting
 from .sessions import SessionTable
 from .snapshotting import Snapshotting
+from .ticks import TickClock
 from .transfer import Installable, Transfers
 
 
@@ -145,6 +146,13 @@ class Node(Snapshotting):
         """The state machine's read-only entry point, if it has one (for reads)."""
         self.transfers = Transfers(self.id, incarnation, files, opts.transfer,
                                    counters=raw.raft.counters) if files else None  # fmt: skip
+        self.ticks: TickClock | None = None
+        """With lease reads: delivers the ticks the clock says are due."""
+        if raw.raft.cfg.lease_reads:
+            if opts.tick_ms < 1:
+                raise CoreMisuse("lease reads need NodeOptions.tick_ms (the driver's tick period)")
+            self.ticks = TickClock(opts.tick_ms, 2 * raw.raft.cfg.election_ticks + 2)
+            self.ticks.due(now.mono_ms)
         self.applied = raw.raft.log.applied
         self.applied_term = raw.raft.log.term(self.applied) or 0
         self.failure: BaseException | None = None
@@ -200,11 +208,14 @@ class Node(Snapshotting):
     # -- input -------------------------------------------------------------------
 
     def tick(self, now: Instant) -> None:
-        """One tick period passed."""
+        """One tick period passed (with leases: as many as the clock says)."""
         self._now = now
         if not self.active:
             return
-        self.raw.tick()
+        if self.ticks is None:
+            self.raw.tick()
+        else:
+            self._keep_time(now)
         self.waiting.expire(now.mono_ms)
         self.reads.expire(now.mono_ms)
         self._maybe_stamp_clock(now)
@@ -216,6 +227,7 @@ class Node(Snapshotting):
         self._now = now
         if not self.active:
             return
+        self._keep_time(now)
         raw, t = self.raw, self.transfers
         for m in messages:
             if isinstance(m, SnapshotChunk):
@@ -259,6 +271,7 @@ class Node(Snapshotting):
         rid, admitted = self._admit(now)
         if not admitted:
             return rid
+        self._keep_time(now)
         limit = self.options.request_timeout_ms if timeout_ms is None else timeout_ms
         ctx = self.reads.add(rid, command, now.mono_ms + limit)
         try:
@@ -266,6 +279,17 @@ class Node(Snapshotting):
         except NotLeader as e:
             self.reads.confirmed((ReadState(ctx, 0),), e.leader)
         return rid
+
+    def read_stale(self, command: bytes) -> Any:
+        """A read-only command answered at once from this node's applied state:
+        possibly stale, never in the log and never confirmed (Redis Cluster's
+        ``READONLY``). Raises :class:`Refused` when the node is not serving."""
+        if self._query is None:
+            raise CoreMisuse("the state machine has no query(command): submit the command")
+        if not self.active:
+            raise Refused("node is shutting down")
+        self.reads.served_stale += 1
+        return self._query(command)
 
     def open_session(self, now: Instant, *, timeout_ms: int | None = None) -> int:
         """Open a client session; the reply's value is its id."""
@@ -363,6 +387,13 @@ class Node(Snapshotting):
             t.jobs.clear()
 
     # -- requests ------------------------------------------------------------------
+
+    def _keep_time(self, now: Instant) -> None:
+        """With leases, deliver the ticks the clock says are due (see
+        :mod:`drafty.node.ticks`) before anything can consult the lease."""
+        if self.ticks is not None:
+            for _ in range(self.ticks.due(now.mono_ms)):
+                self.raw.tick()
 
     def _admit(self, now: Instant) -> tuple[int, bool]:
         """Number a new request; whether it may wait (else it is refused already)."""

@@ -51,6 +51,9 @@ class Reads:
         self._deadlines: list[tuple[int, int, bytes]] = []
         self._live: set[int] = set()
         self.served = 0
+        """Linearizable reads answered."""
+        self.served_stale = 0
+        """Stale local reads answered (``Node.read_stale``)."""
 
     def __len__(self) -> int:
         return len(self._live)

@@ -12,6 +12,11 @@ Format::
     keep_bytes = 8388608         # ... but no more than this many bytes of them
     chunk_bytes = 1048576        # largest piece of a snapshot sent to a follower (<= 16 MiB)
 
+    [reads]                      # optional; these are the defaults
+    lease = false                # leader answers reads from a lease (needs clocks to
+                                 # agree in rate; see README "Reads"); false: ReadIndex
+    lease_drift_ticks = 2        # ticks the lease is shortened by for clock drift
+
     [[node]]
     id = 1                       # positive integer, unique
     peer = "127.0.0.1:7001"      # Raft traffic
@@ -71,12 +76,25 @@ class SnapshotSettings:
         }
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadSettings:
+    """How linearizable reads are confirmed: ReadIndex (default) or a lease."""
+
+    lease: bool = False
+    lease_drift_ticks: int = 2
+
+    def raft_options(self) -> dict[str, Any]:
+        """The core :class:`~drafty.core.Config` fields these settings set."""
+        return {"lease_reads": self.lease, "lease_drift_ticks": self.lease_drift_ticks}
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     name: str
     nodes: dict[int, NodeEntry]
     tick_ms: int = 50
     snapshot: SnapshotSettings = SnapshotSettings()
+    reads: ReadSettings = ReadSettings()
 
     def peers(self) -> dict[int, Address]:
         return {i: n.peer for i, n in self.nodes.items()}
@@ -110,7 +128,7 @@ _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def from_dict(raw: dict[str, Any], where: str) -> ClusterConfig:
-    unknown = set(raw) - {"cluster", "tick_ms", "node", "snapshot"}
+    unknown = set(raw) - {"cluster", "tick_ms", "node", "snapshot", "reads"}
     if unknown:
         raise ClusterConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     name = raw.get("cluster", "drafty")
@@ -148,7 +166,25 @@ def from_dict(raw: dict[str, Any], where: str) -> ClusterConfig:
                 )
             seen[addr] = f"node {node_id} {label}"
         nodes[node_id] = NodeEntry(node_id, peer, client)
-    return ClusterConfig(name, nodes, tick_ms, _snapshot(raw.get("snapshot", {}), where))
+    snapshot = _snapshot(raw.get("snapshot", {}), where)
+    return ClusterConfig(name, nodes, tick_ms, snapshot, _reads(raw.get("reads", {}), where))
+
+
+def _reads(table: object, where: str) -> ReadSettings:
+    here = f"{where}: [reads]"
+    if not isinstance(table, dict):
+        raise ClusterConfigError(f"{here} must be a table")
+    unknown = set(table) - {"lease", "lease_drift_ticks"}
+    if unknown:
+        raise ClusterConfigError(f"{here}: unknown field(s) {', '.join(sorted(unknown))}")
+    lease = table.get("lease", False)
+    if type(lease) is not bool:
+        raise ClusterConfigError(f"{here}: lease must be true or false, got {lease!r}")
+    drift = table.get("lease_drift_ticks", 2)
+    if type(drift) is not int or not 0 <= drift <= 7:
+        # The default election timeout is 10 ticks; a lease needs at least 2.
+        raise ClusterConfigError(f"{here}: lease_drift_ticks must be an integer in 0..7")
+    return ReadSettings(lease=lease, lease_drift_ticks=drift)
 
 
 _SNAPSHOT_LIMITS = {
@@ -188,6 +224,10 @@ def render(config: ClusterConfig) -> str:
             f"chunk_bytes = {snap.chunk_bytes}",
             "",
         ]
+    if config.reads != ReadSettings():
+        lease = "true" if config.reads.lease else "false"
+        lines += ["[reads]", f"lease = {lease}",
+                  f"lease_drift_ticks = {config.reads.lease_drift_ticks}", ""]  # fmt: skip
     for n in sorted(config.nodes.values(), key=lambda n: n.id):
         lines += [
             "[[node]]",

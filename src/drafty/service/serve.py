@@ -33,6 +33,7 @@ async def run_node(config: ClusterConfig, node_id: int, data_dir: Path) -> int:
         data_dir=data_dir,
         tick_ms=config.tick_ms,
         node_options=config.snapshot.node_options(),
+        extra_config=config.reads.raft_options(),
     )
     node = RaftNode(settings, KVStore())
     stop = asyncio.Event()

@@ -10,8 +10,14 @@ task sends replies strictly in request order, so pipelined requests are
 answered in order while their log entries are proposed together (one Ready,
 one fsync for the whole pipeline).
 
-Every data command, reads included, goes through the log: reads are
-linearizable. Any node accepts any command (followers forward to the leader).
+Writes go through the log. Read-only commands outside a session do not:
+they are linearizable by ReadIndex, or by the leader's lease when the
+cluster enables leases (``[reads] lease``), and run against the state
+machine once its applied index reaches the confirmed one. A connection that
+sent ``READONLY`` (Redis Cluster's convention) gets its reads answered at
+once from this node's own state instead, possibly stale, until it sends
+``READWRITE``; writes on it are unaffected. Any node accepts any command
+(followers forward writes and read confirmations to the leader).
 What a data command proposes and which error answers each failure
 (``-TRYAGAIN``: certainly no effect; ``-UNCERTAIN``: maybe;
 ``-SESSIONEXPIRED``) is decided without sockets, in
@@ -67,6 +73,8 @@ class _Conn:
     id: int
     resp3: bool = False
     client_name: bytes | None = None
+    readonly: bool = False
+    """READONLY: answer this connection's reads from local state (maybe stale)."""
     closing: bool = False
     replies: deque[tuple[Awaitable[Reply] | Reply | _Stop, bool]] = field(default_factory=deque)
     """Replies (or their futures) in request order, with the protocol to encode them in."""
@@ -110,6 +118,8 @@ class RespServer:
             b"AUTH": self._auth,
             b"RAFT": self._raft,
             b"BGSAVE": self._bgsave,
+            b"READONLY": self._readonly,
+            b"READWRITE": self._readwrite,
         }
 
     async def start(self, listen: Address) -> None:
@@ -231,7 +241,16 @@ class RespServer:
         proposal = commands.plan(argv)
         if isinstance(proposal, Error):
             return proposal
+        if proposal.read and conn.readonly:
+            return self._read_stale(proposal)
         return asyncio.ensure_future(self._submit(proposal))
+
+    def _read_stale(self, p: commands.Proposal) -> Reply:
+        try:
+            value = self.node.read_stale(p.command)
+        except DraftyError as e:
+            return commands.answer(None, e, self._leader_hint)
+        return commands.answer(value, None, self._leader_hint)
 
     async def _submit(self, p: commands.Proposal) -> Reply:
         try:
@@ -316,6 +335,20 @@ class RespServer:
             return len(kv.SPECS) + len(self._commands) + 1
         return []  # enough for redis-cli, which only uses COMMAND DOCS for hints
 
+    def _readonly(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        """READONLY: this connection's reads may be stale (served locally)."""
+        if len(argv) != 1:
+            return kv.wrong_arity(b"READONLY")
+        conn.readonly = True
+        return OK
+
+    def _readwrite(self, conn: _Conn, argv: list[bytes]) -> Reply:
+        """READWRITE: back to linearizable reads (the default)."""
+        if len(argv) != 1:
+            return kv.wrong_arity(b"READWRITE")
+        conn.readonly = False
+        return OK
+
     def _select(self, conn: _Conn, argv: list[bytes]) -> Reply:
         if len(argv) != 2:
             return kv.wrong_arity(b"SELECT")
@@ -360,6 +393,17 @@ class RespServer:
             f"snapshot_in_progress:{int(lg.snapshot_saving)}",
             f"snapshot_last_bytes:{lg.last_save_bytes}",
             f"snapshot_last_ms:{lg.last_save_ms:.0f}",
+        ]
+        rs = self.node.read_stats()
+        lines += [
+            "",
+            "# Reads",
+            f"read_mode:{rs.mode}",
+            f"reads_linearizable:{rs.linearizable}",
+            f"reads_stale:{rs.stale}",
+            f"reads_lease_answered:{rs.lease_answered}",
+            f"reads_round_confirmed:{rs.round_confirmed}",
+            f"readonly_connections:{sum(c.readonly for c in self._conns.values())}",
         ]
         w = self.loopwatch
         if w is not None:
