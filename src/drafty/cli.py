@@ -15,6 +15,7 @@ from .check import cli as check_cli
 from .service import cli as service_cli
 from .sim import cli as sim_cli
 from .storage import cli as storage_cli
+from .torture import cli as torture_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     storage_cli.add_subcommands(sub)
     sim_cli.add_subcommand(sub)
     check_cli.add_subcommand(sub)
+    torture_cli.add_subcommand(sub)
     return parser
 
 

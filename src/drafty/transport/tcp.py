@@ -201,7 +201,7 @@ class _Link:
             if not self.queue:
                 self.wake.clear()
                 await self.wake.wait()
-            if watcher.done():
+            if watcher.done() or writer.is_closing():
                 raise ConnectionError("peer closed the connection (or the link timed out)")
             batch = self.take(asyncio.get_running_loop().time())
             if not batch:
