@@ -58,6 +58,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="force a core Config field for every node (e.g. max_inflight=256); repeatable",
     )
     p.add_argument(
+        "--clock-rate",
+        metavar="NODE=RATE",
+        action="append",
+        default=[],
+        help="test only: make NODE's clock run at RATE (e.g. 2=1.5); with lease_reads=on, a "
+        "rate past the lease's drift bound lets a deposed leader serve stale reads",
+    )
+    p.add_argument(
         "--history",
         metavar="PATH",
         help="write the client history (JSON lines); in a sweep PATH must contain {seed}",
@@ -99,6 +107,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> SimConfig:
         faults=faults,
         torn_records=args.torn_records,
         config_overrides=parse_overrides(args.raft),
+        clock_rates=parse_rates(args.clock_rate),
         verbose=args.verbose,
     )
 
@@ -111,7 +120,24 @@ _CONFIG_FIELDS = {
     "prevote": bool,
     "check_quorum": bool,
     "forward_proposals": bool,
+    "lease_reads": bool,
+    "lease_drift_ticks": int,
 }
+
+
+def parse_rates(items: list[str]) -> dict[int, float]:
+    """``["2=1.5"]`` as {node: clock rate}."""
+    out: dict[int, float] = {}
+    for item in items:
+        node, sep, rate = item.partition("=")
+        try:
+            n, r = int(node), float(rate)
+        except ValueError:
+            n, r = 0, 0.0
+        if not sep or n < 1 or not 0.05 <= r <= 20:
+            raise ValueError(f"--clock-rate expects NODE=RATE with RATE in 0.05..20, got {item!r}")
+        out[n] = r
+    return out
 
 
 def parse_overrides(items: list[str]) -> dict[str, object]:

@@ -56,7 +56,9 @@ outcomes rather than logs:
 - **log clock**: log time never runs more than ``max_lead_ms`` ahead of the
   true time at which its stamps were taken (beyond the offset of the very
   first stamp, which sets the epoch): the one skewed clock a run may have
-  cannot drive it.
+  cannot drive it. Leaders extrapolate with their monotonic clocks, so a
+  clock that runs fast (``clock_drift``, a rate error) may move it ahead by
+  that fraction of the time since the first stamp, no more.
 
 Every check costs O(entries touched) so it can run after every event.
 
@@ -115,8 +117,11 @@ class Violation(Exception):
 class Oracle:
     """Checks the invariants in the module docstring; raises :class:`Violation`."""
 
-    def __init__(self, max_lead_ms: int = 0) -> None:
+    def __init__(self, max_lead_ms: int = 0, clock_drift: float = 0.0) -> None:
         self.max_lead_ms = max_lead_ms
+        self.clock_drift = clock_drift
+        """How much faster than true time the fastest clock runs (0.04: 4%)."""
+        self.first_stamped: int | None = None
         self.outcomes: list[tuple[Verdict, object, object]] = []
         """Per committed index: (verdict, admission, result) of its first application."""
         self.identity_at: list[Identity | None] = []
@@ -477,13 +482,18 @@ class Oracle:
         offset = stamp - true
         if self.epoch_offset is None:
             self.epoch_offset = max(0, offset)
+        if self.first_stamped is None:
+            self.first_stamped = true
         self.log_time = max(self.log_time, stamp)
-        allowed = self.epoch_offset + self.max_lead_ms
+        drift = (
+            int(self.clock_drift * max(0, true - self.first_stamped)) + 1 if self.clock_drift else 0
+        )
+        allowed = self.epoch_offset + self.max_lead_ms + drift
         if offset > allowed:
             raise Violation(
                 "log clock",
                 f"entry {i} moved log time {offset} ms past the true time of its stamp "
-                f"(allowed {allowed} ms: the first stamp's offset plus the lead)",
+                f"(allowed {allowed} ms: the first stamp's offset plus the lead and drift)",
             )
 
     def on_reply(self, node: NodeId, incarnation: int, reply: Reply) -> None:

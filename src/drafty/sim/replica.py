@@ -106,6 +106,7 @@ class Replica:
         layer: LayerFactory = Node,
         *,
         skew_ms: int = 0,
+        clock_rate: float = 1.0,
         ack_before_fsync: bool = False,
         forget_vote: bool = False,
     ) -> None:
@@ -115,6 +116,9 @@ class Replica:
         self.factory = factory
         self.layer = layer
         self.skew_ms = skew_ms
+        self.clock_rate = clock_rate
+        """How fast this node's clocks run against virtual time (1.0: exactly)."""
+        self._tick_debt = 0.0
         self.ack_before_fsync = ack_before_fsync
         self.forget_vote = forget_vote
         self.disk = SimDisk()
@@ -159,7 +163,19 @@ class Replica:
         return h.hexdigest()
 
     def now(self, virtual_ms: int) -> Instant:
-        return Instant(virtual_ms, EPOCH_MS + virtual_ms + self.skew_ms)
+        """This node's clock readings; a drifting clock runs at ``clock_rate``."""
+        if self.clock_rate == 1.0:
+            return Instant(virtual_ms, EPOCH_MS + virtual_ms + self.skew_ms)
+        mono = int(virtual_ms * self.clock_rate)
+        return Instant(mono, EPOCH_MS + mono + self.skew_ms)
+
+    def tick_period(self, tick_ms: int) -> int:
+        """Virtual ms until this node's next tick: ``tick_ms`` of its own clock
+        (periods are whole ms; their average is exact)."""
+        self._tick_debt += tick_ms / self.clock_rate
+        step = max(1, int(self._tick_debt))
+        self._tick_debt -= step
+        return step
 
     def start(self, rng: random.Random, virtual_ms: int, observer: Observer) -> None:
         """Start a lifetime from the disk's durable state alone."""

@@ -102,6 +102,8 @@ def replay_command(cfg: SimConfig) -> str:
         cmd += f" --raft {name}={text}"
     if cfg.torn_records:
         cmd += " --torn-records"
+    for node, rate in sorted(cfg.clock_rates.items()):
+        cmd += f" --clock-rate {node}={rate}"
     return cmd
 
 
@@ -118,6 +120,8 @@ def summary_lines(sim: Simulation) -> list[str]:
         if sc.skewed
         else "clocks true"
     )
+    if any(r != 1.0 for r in sc.clock_rates):
+        skew += "; clock rates " + " ".join(f"{r:.3f}" for r in sc.clock_rates)
     live = [r.node.sessions for r in sim.replicas.values() if r.running]
     sessions = max((len(t) for t in live), default=0)
     expired = max((t.expired for t in live), default=0)
@@ -127,7 +131,7 @@ def summary_lines(sim: Simulation) -> list[str]:
         f"  raft: prevote={onoff[rc.prevote]} check_quorum={onoff[rc.check_quorum]} "
         f"election={rc.election_ticks} heartbeat={rc.heartbeat_ticks} "
         f"inflight={rc.max_inflight} max_bytes={rc.max_msg_bytes} "
-        f"forward={onoff[rc.forward_proposals]}; hunt={sc.hunt:.0%}",
+        f"forward={onoff[rc.forward_proposals]} lease={onoff[rc.lease_reads]}; hunt={sc.hunt:.0%}",
         f"  network: {sc.network.describe()}; disk sync<={sc.sync_ms}ms; clients={sc.clients}",
         f"  ran {sim.now}ms virtual ({sim.now // cfg.tick_ms} steps, {sim.events} events, "
         f"at most {sim.peak_step_events} in one step)",

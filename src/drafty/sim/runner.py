@@ -128,7 +128,8 @@ class Simulation:
         self._seq = 0
         self._queue: list[tuple[int, int, Event]] = []
         self.network = Network(self.rng, self.ids, sc.network)
-        self.oracle = Oracle(max_lead_ms=sc.options.max_clock_lead_ms)
+        drift = max(0.0, max(sc.clock_rates, default=1.0) - 1.0)
+        self.oracle = Oracle(max_lead_ms=sc.options.max_clock_lead_ms, clock_drift=drift)
         self.statecheck = StateCheck(sc.options)
         self.replicas: dict[NodeId, Replica] = {
             i: Replica(
@@ -137,6 +138,7 @@ class Simulation:
                 cfg.node_factory,
                 cfg.layer_factory,
                 skew_ms=sc.skew_ms if i == sc.skewed else 0,
+                clock_rate=sc.clock_rates[i - 1],
                 ack_before_fsync=cfg.ack_before_fsync,
                 forget_vote=cfg.forget_vote_on_restart,
             )
@@ -256,7 +258,7 @@ class Simulation:
     def _handle(self, ev: Event) -> None:
         if isinstance(ev, Tick):
             rep = self.replicas[ev.node]
-            self._at(self.now + self.cfg.tick_ms, ev)
+            self._at(self.now + rep.tick_period(self.cfg.tick_ms), ev)
             if rep.running:
                 rep.node.tick(rep.now(self.now))
                 self.drive(ev.node)

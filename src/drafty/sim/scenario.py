@@ -67,6 +67,9 @@ class SimConfig:
     """Snapshot every this many applied entries (0: never); None: per seed."""
     config_overrides: Mapping[str, object] = field(default_factory=dict)
     """Config fields forced for every node (else drawn per seed)."""
+    clock_rates: Mapping[int, float] = field(default_factory=dict)
+    """Test-only: node -> how fast its clock runs (else drawn per seed); a
+    rate past the lease's drift bound shows what the bound protects."""
     node_factory: NodeFactory = default_node_factory
     layer_factory: LayerFactory = Node
     """Builds each node layer (tests plant node-layer bugs here)."""
@@ -108,6 +111,11 @@ class Scenario:
     skew_ms: int
     client_drop: float
     """Probability that a client's request or a reply to it is lost."""
+    lease_reads: bool = False
+    """Leaders answer reads from their lease (needs CheckQuorum)."""
+    clock_rates: tuple[float, ...] = ()
+    """Per node (node i at ``[i - 1]``), how fast its clock runs; within the
+    lease's drift bound unless ``SimConfig.clock_rates`` plants otherwise."""
 
     @classmethod
     def choose(cls, rng: random.Random, cfg: SimConfig) -> Scenario:
@@ -137,7 +145,20 @@ class Scenario:
             client_drop=rng.choice((0.0, 0.0, 0.02, 0.1)) if "network" in cfg.faults else 0.0,
         )
         # Drawn last, so the draws above stay what they were before snapshots.
-        return replace(sc, options=_snapshot_options(rng, cfg, sc.options))
+        sc = replace(sc, options=_snapshot_options(rng, cfg, sc.options))
+        # Leases come from their own generator, so that every seed without
+        # them runs exactly as before leases existed (regression seeds stay).
+        lrng = random.Random(f"lease-{cfg.seed}")
+        lease = lrng.random() < 0.4 and sc.check_quorum
+        lease = lease and cfg.election_ticks - 3 > sc.heartbeat_ticks
+        lease = bool(cfg.config_overrides.get("lease_reads", lease))
+        # Natural drift, well inside the default bound (2 / (election - 1)).
+        rates = tuple(1 + lrng.uniform(-0.04, 0.04) if lease else 1.0 for _ in range(cfg.nodes))
+        rates = tuple(cfg.clock_rates.get(i + 1, r) for i, r in enumerate(rates))
+        options = replace(sc.options, tick_ms=cfg.tick_ms)
+        quorum = sc.check_quorum or lease  # leases need CheckQuorum
+        return replace(sc, lease_reads=lease, clock_rates=rates, options=options,
+                       check_quorum=quorum)  # fmt: skip
 
     def config(self, node: NodeId, cfg: SimConfig) -> Config:
         fields: dict[str, object] = {
@@ -148,6 +169,7 @@ class Scenario:
             "prevote": self.prevote,
             "check_quorum": self.check_quorum,
             "forward_proposals": self.forward_proposals,
+            "lease_reads": self.lease_reads,
         }
         fields.update(cfg.config_overrides)
         voters = tuple(range(1, cfg.nodes + 1))

@@ -131,6 +131,11 @@ def add_subcommand(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         help="time budget of the linearizability check (300)",
     )
     p.add_argument(
+        "--lease",
+        action="store_true",
+        help="leaders answer reads from a lease ([reads] lease = true) instead of ReadIndex",
+    )
+    p.add_argument(
         "--snapshot-entries",
         type=int,
         default=1000,
@@ -168,6 +173,7 @@ def main(args: argparse.Namespace) -> int:
         use_netns=not args.no_netns,
         check_seconds=args.check_seconds,
         snapshot_entries=max(1, args.snapshot_entries),
+        lease=args.lease,
     )
     try:
         status, _ = run(opts)

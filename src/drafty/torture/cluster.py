@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..service.config import ClusterConfig, NodeEntry, SnapshotSettings, render
+from ..service.config import ClusterConfig, NodeEntry, ReadSettings, SnapshotSettings, render
 from .netns import Net
 from .resp import Address, Conn, call_once
 
@@ -53,7 +53,9 @@ def free_base(span: int) -> int:
     raise RuntimeError("no free port range found")
 
 
-def make_config(net: Net, n: int, snapshot: SnapshotSettings) -> ClusterConfig:
+def make_config(
+    net: Net, n: int, snapshot: SnapshotSettings, reads: ReadSettings | None = None
+) -> ClusterConfig:
     if net.mode == "netns":
         entries = {
             i: NodeEntry(i, (net.host(i), PEER_PORT), (net.host(i), CLIENT_PORT))
@@ -65,7 +67,9 @@ def make_config(net: Net, n: int, snapshot: SnapshotSettings) -> ClusterConfig:
             i: NodeEntry(i, ("127.0.0.1", base + 100 + i - 1), ("127.0.0.1", base + i - 1))
             for i in range(1, n + 1)
         }
-    return ClusterConfig("torture", entries, tick_ms=50, snapshot=snapshot)
+    return ClusterConfig(
+        "torture", entries, tick_ms=50, snapshot=snapshot, reads=reads or ReadSettings()
+    )
 
 
 def parse_info(text: bytes) -> dict[str, str]:
@@ -81,10 +85,17 @@ def parse_info(text: bytes) -> dict[str, str]:
 class Nodes:
     """The node processes of one run."""
 
-    def __init__(self, net: Net, directory: Path, n: int, snapshot: SnapshotSettings) -> None:
+    def __init__(
+        self,
+        net: Net,
+        directory: Path,
+        n: int,
+        snapshot: SnapshotSettings,
+        reads: ReadSettings | None = None,
+    ) -> None:
         self.net = net
         self.dir = directory
-        self.config = make_config(net, n, snapshot)
+        self.config = make_config(net, n, snapshot, reads)
         self.path = directory / "cluster.toml"
         self.path.write_text(render(self.config))
         self.procs: dict[int, subprocess.Popen[bytes]] = {}

@@ -45,7 +45,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from ..check import Verdict, check_history
-from ..service.config import SnapshotSettings
+from ..service.config import ReadSettings, SnapshotSettings
 from . import report as rpt
 from .cluster import Nodes
 from .faults import ALL_KINDS, NETWORK_KINDS, PROCESS_KINDS, Step, resolve, schedule
@@ -76,6 +76,8 @@ class Options:
     use_netns: bool = True
     check_seconds: float = 300.0
     snapshot_entries: int = 1000
+    lease: bool = False
+    """Leaders answer reads from their lease (``[reads] lease``) instead of ReadIndex."""
 
 
 class _Run:
@@ -284,10 +286,11 @@ def _run_on(opts: Options, net: Net, directory: Path, out: TextIO) -> _Run | tup
     snapshot = SnapshotSettings(
         entries=opts.snapshot_entries, keep_entries=opts.snapshot_entries // 4
     )
-    nodes = Nodes(net, directory, opts.nodes, snapshot)
+    nodes = Nodes(net, directory, opts.nodes, snapshot, ReadSettings(lease=opts.lease))
     state = _Run(opts, net, nodes, kinds, out)
     print(
         f"drafty torture: {opts.nodes} nodes, {opts.clients} clients, seed {opts.seed}, "
+        f"reads by {'lease' if opts.lease else 'ReadIndex'}, "
         f"faults {', '.join(kinds)}; files in {directory}",
         file=out,
     )
