@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,26 +20,9 @@ from drafty.service.config import (
     SnapshotSettings,
     render,
 )
+from drafty.service.localcluster import free_port_base
 
-
-def _free_base(span: int) -> int:
-    """A port p such that p..p+span-1 and p+100..p+100+span-1 are free now.
-
-    Drawn below Linux's ephemeral range (32768 and up), so the ports cannot be
-    taken meanwhile by some process's outgoing connection.
-    """
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(10000, 32000)
-        ports = [base + k for k in range(span)] + [base + 100 + k for k in range(span)]
-        try:
-            for p in ports:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range found")
+_free_base = free_port_base  # the name the driver tests import
 
 
 class Cluster:

@@ -12,7 +12,9 @@ Restarting with the same DIR brings every node back with its data.
 from __future__ import annotations
 
 import asyncio
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +22,27 @@ from pathlib import Path
 
 from ..client import AsyncClient
 from .config import ClusterConfig, NodeEntry, render
+
+
+def free_port_base(span: int) -> int:
+    """A port p such that p..p+span-1 and p+100..p+100+span-1 are free on
+    127.0.0.1 now (the client and peer ports of ``make_config``).
+
+    Drawn below Linux's ephemeral range (32768 and up), so the ports cannot be
+    taken meanwhile by some process's outgoing connection.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10000, 32000)
+        ports = [base + k for k in range(span)] + [base + 100 + k for k in range(span)]
+        try:
+            for p in ports:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free port range found")
 
 
 def make_config(nodes: int, port: int, host: str = "127.0.0.1") -> ClusterConfig:

@@ -22,35 +22,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from ..service.config import ClusterConfig, NodeEntry, ReadSettings, SnapshotSettings, render
+from ..service.localcluster import free_port_base
 from .netns import Net
 from .resp import Address, Conn, call_once
 
 CLIENT_PORT = 6379
 PEER_PORT = 7000
-
-
-def free_base(span: int) -> int:
-    """A port p with p..p+span-1 and p+100.. free on 127.0.0.1 now (below ephemeral ports)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(10000, 32000)
-        try:
-            for p in [base + k for k in range(span)] + [base + 100 + k for k in range(span)]:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range found")
 
 
 def make_config(
@@ -62,7 +46,7 @@ def make_config(
             for i in range(1, n + 1)
         }
     else:
-        base = free_base(n)
+        base = free_port_base(n)
         entries = {
             i: NodeEntry(i, ("127.0.0.1", base + 100 + i - 1), ("127.0.0.1", base + i - 1))
             for i in range(1, n + 1)

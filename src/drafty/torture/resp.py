@@ -27,22 +27,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeAlias
+
+from ..client import ReplyError, read_reply
+
+__all__ = ["Conn", "Reply", "ReplyError", "call_once", "encode_command", "plain_socket"]
 
 Address = tuple[str, int]
 SocketFactory = Callable[[], socket.socket]
-
-
-@dataclass(frozen=True)
-class ReplyError:
-    """An error reply: ``text`` starts with its code (``TRYAGAIN``, ``UNCERTAIN``, ``ERR``...)."""
-
-    text: str
-
-    @property
-    def code(self) -> str:
-        return self.text.split(" ", 1)[0]
 
 
 Reply: TypeAlias = "bytes | str | int | list[Reply] | ReplyError | None"
@@ -106,27 +98,8 @@ class Conn:
 
     async def _roundtrip(self) -> Reply:
         await self._writer.drain()
-        return await self._read()
-
-    async def _read(self) -> Reply:
-        line = await self._reader.readuntil(b"\r\n")
-        kind, body = line[:1], line[1:-2]
-        if kind == b"+":
-            return body.decode(errors="replace")
-        if kind == b"-":
-            return ReplyError(body.decode(errors="replace"))
-        if kind == b":":
-            return int(body)
-        if kind == b"$":
-            n = int(body)
-            if n < 0:
-                return None
-            data = await self._reader.readexactly(n + 2)
-            return data[:-2]
-        if kind == b"*":
-            n = int(body)
-            return None if n < 0 else [await self._read() for _ in range(n)]
-        raise ValueError(f"unexpected RESP reply type {kind!r}")
+        reply: Reply = await read_reply(self._reader)
+        return reply
 
     def close(self) -> None:
         if not self.closed:
