@@ -50,9 +50,11 @@ def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=_status)
 
     from .bench import add_subcommand as add_bench
+    from .readbench import add_subcommand as add_readbench
     from .snapbench import add_subcommand as add_snapbench
 
     add_bench(sub)
+    add_readbench(sub)
     add_snapbench(sub)
 
 
