@@ -12,9 +12,10 @@ mappings, so the rules can be read and tested apart from the protocol:
   no longer be reached, pending otherwise.
 
 A voter missing from the mapping counts as match 0 / no answer yet. Joint
-consensus (membership changes) will combine two majority configs: the joint
+consensus (membership changes) combines two majority configs: the joint
 committed index is the minimum of both, and a joint vote is won only when
-both halves are won; those functions will live here too.
+both halves are won (:class:`drafty.core.membership.Membership` applies these
+functions to each half).
 
 Invariants: ``committed_index`` never exceeds the largest match of a voter,
 and a result of WON or LOST never changes as more answers arrive.
