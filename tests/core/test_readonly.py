@@ -140,3 +140,34 @@ def test_a_lease_never_serves_before_a_round_or_after_a_step_down() -> None:
     assert nodes[1].status().role.name == "FOLLOWER"
     with pytest.raises(NotLeader):
         nodes[1].read_index(b"c")
+
+
+def test_a_leader_handing_over_stops_serving_reads_from_its_lease() -> None:
+    """The target of a transfer campaigns past the voters' lease on votes, so
+    the old leader must not answer from its read lease once it hands over."""
+    cfg = {i: Config(i, (1, 2, 3), lease_reads=True) for i in (1, 2, 3)}
+    nodes = {i: RawNode(cfg[i], random.Random(i)) for i in (1, 2, 3)}
+
+    def settle() -> None:
+        busy = True
+        while busy:
+            busy = False
+            for n in nodes.values():
+                while n.has_ready():
+                    busy = True
+                    rd = n.ready()
+                    n.advance(rd)
+                    n.on_persisted(rd.number)
+                    for m in rd.messages + rd.messages_after_persist:
+                        nodes[m.dst].step(m)
+
+    nodes[1].campaign()
+    settle()
+    nodes[1].tick()  # a heartbeat round, answered: the lease holds
+    settle()
+    assert nodes[1].raft.lease_valid()
+    nodes[1].transfer_leadership(2)  # node 2 is up to date: TimeoutNow goes at once
+    assert not nodes[1].raft.lease_valid() and nodes[1].raft.reads.lease_from is None
+    settle()
+    assert nodes[2].status().role.name == "LEADER" and nodes[1].status().transferee == 0
+    assert nodes[2].raft.counters["transfers_received"] == 1

@@ -19,12 +19,13 @@ Commands (ids are node ids; ``k=v`` options are optional):
 - ``crash ID``; ``restart ID``
 - ``compact ID INDEX`` (take a snapshot at applied INDEX, drop the log up to it);
   ``report-snapshot ID PEER ok|fail`` (the leader's snapshot transfer ended)
+- ``transfer-leader ID TARGET`` (ID hands leadership to TARGET)
 - ``status ID...``; ``raft-log ID``; ``applied ID``; ``counters ID``
 """
 
 from __future__ import annotations
 
-from drafty.core import NotLeader, describe
+from drafty.core import NotLeader, ProposalRefused, describe
 from drafty.sim import MemoryCluster
 
 _OPTION_NAMES = {
@@ -96,6 +97,14 @@ class Interaction:
     def cmd_propose_batch(self, args: list[str]) -> list[str]:
         return self._propose(int(args[0]), args[1:])
 
+    def cmd_transfer_leader(self, args: list[str]) -> list[str]:
+        """transfer-leader NODE TARGET: NODE hands leadership to TARGET."""
+        try:
+            self.c.nodes[int(args[0])].raw.transfer_leadership(int(args[1]))
+        except ProposalRefused as e:
+            return [f"{type(e).__name__}: {e}"]
+        return []
+
     def cmd_read_index(self, args: list[str]) -> list[str]:
         """read-index NODE CTX...: start linearizable reads (ReadIndex)."""
         node = int(args[0])
@@ -111,6 +120,8 @@ class Interaction:
             index = self.c.nodes[node].raw.propose_batch(d.encode() for d in items)
         except NotLeader as e:
             return [f"NotLeader: leader={e.leader}"]
+        except ProposalRefused as e:
+            return [f"{type(e).__name__}: {e}"]
         return (
             [f"forwarded to {self.c.nodes[node].raw.status().leader}"]
             if index is None

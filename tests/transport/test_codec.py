@@ -22,6 +22,7 @@ from drafty.core import (
     Message,
     Propose,
     SnapshotMeta,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
 )
@@ -51,7 +52,8 @@ entries = st.builds(
 )
 
 messages: st.SearchStrategy[Message] = st.one_of(
-    st.builds(VoteRequest, U64, U64, U64, U64, U64, st.booleans()),
+    st.builds(VoteRequest, U64, U64, U64, U64, U64, st.booleans(), st.booleans()),
+    st.builds(TimeoutNow, U64, U64, U64),
     st.builds(VoteResponse, U64, U64, U64, st.booleans(), st.booleans()),
     st.builds(
         AppendEntries,
@@ -109,6 +111,8 @@ def test_every_message_kind_round_trips() -> None:
         Heartbeat(1, 2, 3, 9),
         HeartbeatResponse(2, 1, 3),
         Propose(2, 1, 3, (b"a", b"")),
+        VoteRequest(1, 2, 3, 4, 5, False, True),
+        TimeoutNow(1, 2, 3),
     ]
     decoded = decode_body(body_of(encode_messages(msgs)))
     assert decoded == msgs
@@ -388,3 +392,11 @@ def test_encode_batch_keeps_small_batches_in_one_frame() -> None:
     bodies = FrameReader().feed(encode_batch(msgs))
     assert len(bodies) == 1
     assert decode_body(bodies[0]) == msgs
+
+
+def test_a_vote_request_from_a_peer_without_transfer_decodes() -> None:
+    """A peer from before leadership transfer sends seven fields, no ``transfer``."""
+    old = msgpack.packb([[1, 1, 2, 3, 4, 5, False]], use_bin_type=True)
+    assert decode_body(old) == [VoteRequest(1, 2, 3, 4, 5, False, False)]
+    with pytest.raises(DecodeError):
+        decode_body(msgpack.packb([[13, 1, 2, 3, 4]], use_bin_type=True))  # TimeoutNow + 1

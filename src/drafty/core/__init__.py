@@ -17,7 +17,16 @@ Modules, each one room:
 """
 
 from .config import Config
-from .errors import ConfigError, CoreMisuse, DraftyError, NotLeader, ProposalRefused, StateError
+from .errors import (
+    ConfigError,
+    CoreMisuse,
+    DraftyError,
+    LeadershipTransferring,
+    NotLeader,
+    ProposalRefused,
+    StateError,
+    TransferError,
+)
 from .messages import (
     AppendEntries,
     AppendResponse,
@@ -30,6 +39,7 @@ from .messages import (
     ReadIndexResponse,
     SnapshotAck,
     SnapshotChunk,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
 )
@@ -53,6 +63,7 @@ __all__ = [
     "Heartbeat",
     "HeartbeatResponse",
     "InstallSnapshot",
+    "LeadershipTransferring",
     "Message",
     "NodeId",
     "NotLeader",
@@ -70,6 +81,8 @@ __all__ = [
     "SoftState",
     "StateError",
     "Status",
+    "TimeoutNow",
+    "TransferError",
     "VoteRequest",
     "VoteResponse",
 ]

@@ -23,6 +23,7 @@ from .messages import (
     ReadIndexResponse,
     SnapshotAck,
     SnapshotChunk,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
 )
@@ -57,7 +58,8 @@ def message(m: Message) -> str:
     head = f"{m.src}->{m.dst} {type(m).__name__} Term:{m.term}"
     if isinstance(m, VoteRequest):
         pre = " pre" if m.pre else ""
-        return f"{head}{pre} last={m.last_term}/{m.last_index}"
+        transfer = " transfer" if m.transfer else ""
+        return f"{head}{pre}{transfer} last={m.last_term}/{m.last_index}"
     if isinstance(m, VoteResponse):
         pre = " pre" if m.pre else ""
         return f"{head}{pre} {'granted' if m.granted else 'rejected'}"
@@ -86,6 +88,8 @@ def message(m: Message) -> str:
     if isinstance(m, SnapshotAck):
         status = {0: "progress", 1: "installed", 2: "refused"}.get(m.status, str(m.status))
         return f"{head} transfer={m.transfer} received={m.received} {status}"
+    if isinstance(m, TimeoutNow):
+        return head
     assert isinstance(m, Propose)
     return f"{head} {', '.join(_data(d) for d in m.data)}"
 
@@ -133,6 +137,7 @@ def status(st: Status) -> list[str]:
     lines = [
         f"{st.id}: {st.role.value} Term:{st.term} Vote:{st.vote} Leader:{st.leader} "
         f"Commit:{st.commit} Applied:{st.applied} Last:{st.last_index}"
+        + (f" Transferring:{st.transferee}" if st.transferee else "")
     ]
     for p, f in sorted(st.followers.items()):
         lines.append(f"  {p}: {f.state} match={f.match} next={f.next} inflight={f.inflight}")

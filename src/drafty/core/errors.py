@@ -34,6 +34,19 @@ class NotLeader(ProposalRefused):
         super().__init__(f"not the leader ({where})")
 
 
+class LeadershipTransferring(ProposalRefused):
+    """The leader is handing leadership to ``leader`` and takes no proposals
+    until the handover ends (at most an election timeout)."""
+
+    def __init__(self, leader: NodeId) -> None:
+        self.leader = leader
+        super().__init__(f"leadership is moving to node {leader}")
+
+
+class TransferError(ProposalRefused):
+    """A leadership transfer cannot be started (the message says why)."""
+
+
 class CoreMisuse(DraftyError):
     """The driver broke the core's contract: a bug in the calling program."""
 

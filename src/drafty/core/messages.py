@@ -60,6 +60,19 @@ class VoteRequest:
     last_index: int
     last_term: int
     pre: bool = False
+    transfer: bool = False
+    """Sent by a candidate its leader handed over to (TimeoutNow): voters grant
+    it even while they heard from that leader within an election timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutNow:
+    """A leader hands leadership over: the receiver campaigns at once, without
+    PreVote (dissertation §3.10)."""
+
+    src: NodeId
+    dst: NodeId
+    term: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +246,7 @@ Message = (
     | ReadIndexResponse
     | SnapshotChunk
     | SnapshotAck
+    | TimeoutNow
 )
 """Any message of the protocol."""
 
@@ -249,4 +263,5 @@ MESSAGE_TYPES: tuple[type, ...] = (
     ReadIndexResponse,
     SnapshotChunk,
     SnapshotAck,
+    TimeoutNow,
 )

@@ -56,7 +56,8 @@ from collections import Counter
 from collections.abc import Iterable
 
 from .config import Config
-from .errors import NotLeader
+from .elections import Elections
+from .errors import LeadershipTransferring, NotLeader
 from .log import RaftLog
 from .messages import (
     AppendEntries,
@@ -68,11 +69,12 @@ from .messages import (
     Propose,
     ReadIndexRequest,
     ReadIndexResponse,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
 )
 from .progress import Progress, ProgressState
-from .quorum import VoteResult, committed_index, has_quorum, vote_result
+from .quorum import committed_index, has_quorum
 from .readonly import ReadIndex, ReadQueue
 from .snapshots import Snapshots
 from .types import NONE, Entry, EntryKind, HardState, NodeId, Role, SnapshotMeta
@@ -82,10 +84,10 @@ from .validate import drop_reason
 # their Ready is persisted: a leader appends in parallel with its own disk write
 # (dissertation §10.2.1), counting itself towards commit only once durable.
 _IMMEDIATE = (AppendEntries, Heartbeat, Propose, InstallSnapshot, ReadIndexRequest,
-              ReadIndexResponse)  # fmt: skip
+              ReadIndexResponse, TimeoutNow)  # fmt: skip
 
 
-class Raft(ReadIndex, Snapshots):
+class Raft(Elections, ReadIndex, Snapshots):
     """One node's protocol state. Driven through :class:`drafty.core.RawNode`."""
 
     def __init__(
@@ -119,6 +121,8 @@ class Raft(ReadIndex, Snapshots):
         self.timeout = self._random_timeout()
         """This round's election timeout, in ``[election_ticks, 2 * election_ticks)``."""
         self.votes: dict[NodeId, bool] = {}
+        self.transferee: NodeId = NONE
+        self.transfer_elapsed = 0
         self.progress: dict[NodeId, Progress] = {}
         self.msgs: list[Message] = []
         self.msgs_after_persist: list[Message] = []
@@ -161,6 +165,7 @@ class Raft(ReadIndex, Snapshots):
         self.timeout = self._random_timeout()
         self.votes = {}
         self.progress = {}
+        self.transferee, self.transfer_elapsed = NONE, 0
         self._broadcast_pending = False
         self._drop_reads()
 
@@ -202,6 +207,7 @@ class Raft(ReadIndex, Snapshots):
                 self.campaign()
 
     def _tick_leader(self) -> None:
+        self._transfer_tick()
         self.heartbeat_elapsed += 1
         self.election_elapsed += 1
         if self.election_elapsed >= self.cfg.election_ticks:
@@ -225,42 +231,6 @@ class Raft(ReadIndex, Snapshots):
             commit = min(pr.match, self.log.committed)
             self._send(Heartbeat(self.id, p, self.term, commit, round_))
 
-    def campaign(self) -> None:
-        """Start an election now (a PreVote round first when enabled)."""
-        if self.role is Role.LEADER:
-            return
-        if self.cfg.prevote:
-            self.become_pre_candidate()
-        else:
-            self.become_candidate()
-        self._start_round()
-
-    def _start_round(self) -> None:
-        """Vote for ourselves and ask every peer (a pre-vote asks for term + 1)."""
-        self.votes[self.id] = True
-        if self._tally():
-            return  # a single voter decides at once
-        pre = self.role is Role.PRE_CANDIDATE
-        term = self.term + 1 if pre else self.term
-        last_index, last_term = self.log.last_index(), self.log.last_term()
-        for p in self.peers:
-            self._send(VoteRequest(self.id, p, term, last_index, last_term, pre))
-
-    def _tally(self) -> bool:
-        """Act on the votes so far; True if the election was decided."""
-        result = vote_result(self.voters, self.votes)
-        if result is VoteResult.WON:
-            if self.role is Role.PRE_CANDIDATE:
-                self.become_candidate()
-                self._start_round()
-            else:
-                self.become_leader()
-            return True
-        if result is VoteResult.LOST:
-            self.become_follower(self.term, NONE)
-            return True
-        return False
-
     def propose(self, data: Iterable[bytes]) -> int | None:
         """Append client data; see :meth:`drafty.core.RawNode.propose`."""
         batch = tuple(data)
@@ -269,6 +239,8 @@ class Raft(ReadIndex, Snapshots):
                 self._send(Propose(self.id, self.leader, self.term, batch))
                 return None
             raise NotLeader(self.leader)
+        if self.transferee != NONE:
+            raise LeadershipTransferring(self.transferee)
         self._append_data(batch)
         return self.log.last_index()
 
@@ -306,7 +278,7 @@ class Raft(ReadIndex, Snapshots):
             self.counters[reason] += 1
             return
         if m.term > self.term:
-            if isinstance(m, VoteRequest) and self._in_lease():
+            if isinstance(m, VoteRequest) and self._in_lease() and not m.transfer:
                 self.counters["vote_ignored_in_lease"] += 1
                 return
             if isinstance(m, VoteRequest) and m.pre:
@@ -335,23 +307,6 @@ class Raft(ReadIndex, Snapshots):
         else:
             self._step_candidate(m)
 
-    def _in_lease(self) -> bool:
-        """Whether to ignore a higher-term vote request because a leader is alive.
-
-        Dissertation §4.2.3: a server that heard from a leader within the minimum
-        election timeout disregards RequestVote, so a node that was cut off
-        cannot depose a working leader. A leader counts as alive to itself only
-        with CheckQuorum, which makes it step down once it loses its majority.
-        """
-        if self.ticks < self.quiet_ticks:
-            return True  # we may have answered a leader's round just before a restart
-        if self.leader == NONE:
-            return False
-        if self.role is Role.LEADER:
-            return self.cfg.check_quorum
-        lease = self.cfg.check_quorum or self.cfg.prevote
-        return lease and self.election_elapsed < self.cfg.election_ticks
-
     def _step_stale(self, m: Message) -> None:
         if isinstance(m, (AppendEntries, Heartbeat)):
             # A deposed leader that never hears a higher term would keep
@@ -361,22 +316,6 @@ class Raft(ReadIndex, Snapshots):
         elif isinstance(m, VoteRequest) and m.pre:
             self._send(VoteResponse(self.id, m.src, self.term, False, pre=True))
         self.counters["stale_term"] += 1
-
-    def _handle_vote_request(self, m: VoteRequest) -> None:
-        can_vote = (
-            self.vote == m.src
-            or (self.vote == NONE and self.leader == NONE)
-            or (m.pre and m.term > self.term)
-        )
-        if can_vote and self.log.is_up_to_date(m.last_index, m.last_term):
-            if m.pre:
-                self._send(VoteResponse(self.id, m.src, m.term, True, pre=True))
-            else:
-                self.vote = m.src
-                self.election_elapsed = 0
-                self._send(VoteResponse(self.id, m.src, self.term, True))
-        else:
-            self._send(VoteResponse(self.id, m.src, self.term, False, pre=m.pre))
 
     def _step_candidate(self, m: Message) -> None:
         if isinstance(m, (AppendEntries, Heartbeat, InstallSnapshot)):
@@ -417,6 +356,8 @@ class Raft(ReadIndex, Snapshots):
             self._read_answered(m)
         elif isinstance(m, ReadIndexRequest):  # we do not lead: refuse it
             self._send(ReadIndexResponse(self.id, m.src, self.term, m.ctx, 0))
+        elif isinstance(m, TimeoutNow):
+            self._timeout_now(m)
         else:
             self.counters["unexpected_message"] += 1
 
@@ -472,6 +413,9 @@ class Raft(ReadIndex, Snapshots):
             ):
                 self._send_tail_probe(m.src, pr)
         elif isinstance(m, Propose):
+            if self.transferee != NONE:  # handing over: the follower's request times out
+                self.counters["proposals_dropped_in_transfer"] += 1
+                return
             self._append_data(m.data)
             self.counters["proposals_forwarded_in"] += 1
         elif isinstance(m, ReadIndexRequest):
@@ -514,6 +458,7 @@ class Raft(ReadIndex, Snapshots):
                 pr.become_probe()  # installed: find where its log continues
             if self._maybe_commit():
                 self._broadcast_pending = True
+            self._transfer_progress(m.src)
         while self._send_append(m.src, pr):
             pass
 

@@ -73,6 +73,8 @@ class Status:
     last_index: int
     followers: dict[NodeId, FollowerStatus] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    transferee: NodeId = NONE
+    """The voter a leadership transfer in progress hands over to (NONE: none)."""
 
 
 class RawNode:
@@ -164,6 +166,13 @@ class RawNode:
             if not isinstance(d, bytes):
                 raise CoreMisuse(f"proposal data must be bytes, got {type(d).__name__}")
         return self.raft.propose(items)
+
+    def transfer_leadership(self, target: NodeId) -> None:
+        """Hand leadership to voter ``target`` (dissertation §3.10): proposals
+        are refused with :class:`~drafty.core.errors.LeadershipTransferring`
+        until the target has won or an election timeout passed. Raises
+        :class:`NotLeader` or :class:`~drafty.core.errors.TransferError`."""
+        self.raft.transfer_leadership(target)
 
     def read_index(self, ctx: bytes) -> None:
         """Start a linearizable read named ``ctx`` (unique among waiting reads).
@@ -298,6 +307,7 @@ class RawNode:
             persisted=log.persisted,
             last_index=log.last_index(),
             followers={p: _follower_status(pr) for p, pr in r.progress.items()},
+            transferee=r.transferee,
             counters=dict(r.counters),
         )
 

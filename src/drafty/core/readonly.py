@@ -208,6 +208,7 @@ class ReadIndex:
     """Output: reads confirmed (or refused), for the next Ready."""
     forwarded: dict[bytes, NodeId]
     """A follower's reads sent to the leader: ctx -> that leader."""
+    transferee: NodeId
 
     def _send(self, m: Message) -> None: ...
 
@@ -229,8 +230,8 @@ class ReadIndex:
 
     def lease_valid(self) -> bool:
         """Whether this leader may answer reads from its lease right now."""
-        if self.role is not Role.LEADER or not self.cfg.lease_reads:
-            return False
+        if self.role is not Role.LEADER or not self.cfg.lease_reads or self.transferee != NONE:
+            return False  # handing over: the target may already lead
         if len(self.voters) == 1:
             return True
         since = self.reads.lease_from

@@ -79,9 +79,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core import (
+    NONE,
     Entry,
     EntryKind,
     InstallSnapshot,
+    LeadershipTransferring,
     Message,
     NodeId,
     NotLeader,
@@ -429,6 +431,9 @@ class Node(Snapshotting):
                 Reply(rid, error=Refused("no leader is known; try again shortly", e.leader))
             )
             return rid
+        except LeadershipTransferring as e:
+            self._replies.append(Reply(rid, error=Refused(f"{e}; try again shortly", e.leader)))
+            return rid
         limit = self.options.request_timeout_ms if timeout_ms is None else timeout_ms
         self.waiting.add(rid, term, now.mono_ms + limit, index)
         return rid
@@ -456,6 +461,7 @@ class Node(Snapshotting):
         r = self.raw.raft
         if (
             r.role is Role.LEADER
+            and r.transferee == NONE  # handing over: no proposals
             and self.applied_term == r.term
             and now.mono_ms - self._stamp_mono >= self.options.clock_interval_ms
             and r.log.last_index() > self._stamped_index

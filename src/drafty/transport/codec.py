@@ -49,6 +49,7 @@ from ..core import (
     SnapshotAck,
     SnapshotChunk,
     SnapshotMeta,
+    TimeoutNow,
     VoteRequest,
     VoteResponse,
 )
@@ -84,6 +85,7 @@ _KINDS: dict[type, int] = {
     SnapshotAck: 10,
     ReadIndexRequest: 11,
     ReadIndexResponse: 12,
+    TimeoutNow: 13,
 }
 _ENTRY_KINDS = {k.value: k for k in EntryKind}
 
@@ -95,7 +97,7 @@ def _entry_out(e: Entry) -> list[Any]:
 def _message_out(m: Message) -> list[Any]:
     code = _KINDS[type(m)]
     if isinstance(m, VoteRequest):
-        return [code, m.src, m.dst, m.term, m.last_index, m.last_term, m.pre]
+        return [code, m.src, m.dst, m.term, m.last_index, m.last_term, m.pre, m.transfer]
     if isinstance(m, VoteResponse):
         return [code, m.src, m.dst, m.term, m.granted, m.pre]
     if isinstance(m, AppendEntries):
@@ -125,6 +127,8 @@ def _message_out(m: Message) -> list[Any]:
         ]  # fmt: skip
     if isinstance(m, SnapshotAck):
         return [code, m.src, m.dst, m.term, m.transfer, m.received, m.status]
+    if isinstance(m, TimeoutNow):
+        return [code, m.src, m.dst, m.term]
     return [code, m.src, m.dst, m.term, list(m.data)]
 
 
@@ -218,16 +222,19 @@ def _message_in(v: Any) -> Message:
     if not fields:
         raise DecodeError("message: empty array")
     code = fields[0]
-    shapes = {1: 7, 2: 6, 3: 8, 4: 9, 5: 6, 6: 5, 7: 5, 8: 7, 9: 11, 10: 7, 11: 5, 12: 6}
-    if type(code) is not int or code not in shapes or len(fields) != shapes[code]:
+    shapes = {1: (7, 8), 2: (6,), 3: (8,), 4: (9,), 5: (6,), 6: (5,), 7: (5,), 8: (7,),
+              9: (11,), 10: (7,), 11: (5,), 12: (6,), 13: (4,)}  # fmt: skip
+    if type(code) is not int or code not in shapes or len(fields) not in shapes[code]:
         shown = code if type(code) is int else type(code).__name__
         raise DecodeError(f"message kind {shown} with {len(fields)} fields is unknown")
     src, dst, term = (_int(x, "src/dst/term") for x in fields[1:4])
     rest = fields[4:]
     if code == 1:
+        # A peer from before leadership transfer sends no ``transfer`` field.
+        transfer = _bool(rest[3], "transfer") if len(rest) > 3 else False
         return VoteRequest(
             src, dst, term, _int(rest[0], "last_index"), _int(rest[1], "last_term"),
-            _bool(rest[2], "pre"),
+            _bool(rest[2], "pre"), transfer,
         )  # fmt: skip
     if code == 2:
         return VoteResponse(src, dst, term, _bool(rest[0], "granted"), _bool(rest[1], "pre"))
@@ -268,6 +275,8 @@ def _message_in(v: Any) -> Message:
             src, dst, term, _int(rest[0], "transfer"), _int(rest[1], "received"),
             _int(rest[2], "status"),
         )  # fmt: skip
+    if code == 13:
+        return TimeoutNow(src, dst, term)
     data = tuple(_bytes(d, "proposal") for d in _list(rest[0], "proposals"))
     return Propose(src, dst, term, data)
 
