@@ -55,7 +55,7 @@ from collections.abc import Callable, Sized
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..core import NONE, Config, NodeId, RawNode, Status
+from ..core import NONE, Config, NodeId, NotLeader, RawNode, Role, Status, TransferError
 from ..node import (
     Actions,
     Instant,
@@ -250,6 +250,38 @@ class RaftNode:
 
     def leader(self) -> NodeId:
         return self._node.leader if self._node is not None else NONE
+
+    async def transfer_leadership(self, target: NodeId, *, timeout: float | None = None) -> None:
+        """Hand leadership to voter ``target`` and wait until it leads.
+
+        Raises :class:`Refused` if this node does not lead (its ``leader`` says
+        who does), and :class:`~drafty.core.TransferError` for a bad target or
+        a handover that did not happen (given up after an election timeout,
+        or another node took over). ``timeout`` defaults to two election
+        timeouts."""
+        if self._node is None:
+            raise Refused("node is not started")
+        s = self.settings
+        if target == self.id and self.leader() == self.id:
+            return  # already done (a retried request)
+        try:
+            self._node.raw.transfer_leadership(target)
+        except NotLeader as e:
+            raise Refused("only the leader can hand leadership over", e.leader) from None
+        self._kick()
+        loop = asyncio.get_running_loop()
+        limit = 2 * s.election_ticks * s.tick_ms / 1000 if timeout is None else timeout
+        deadline = loop.time() + limit
+        while loop.time() < deadline:
+            await asyncio.sleep(s.tick_ms / 1000)
+            st = self.status()
+            if st.leader == target:
+                return
+            if st.role is Role.LEADER and st.transferee != target:
+                raise TransferError(f"node {target} did not take over; node {self.id} still leads")
+            if st.leader not in (NONE, self.id, target):
+                raise TransferError(f"node {st.leader} took over instead of node {target}")
+        raise TransferError(f"node {target} did not take over within {limit:.1f} s")
 
     def request_snapshot(self) -> bool:
         """Take a snapshot now (BGSAVE); False if one is being saved or nothing

@@ -1,4 +1,5 @@
-"""Service subcommands: serve, cluster, client verbs, status, putrnd, bench."""
+"""Service subcommands: serve, cluster, client verbs, status, transfer-leader,
+putrnd, the benchmarks."""
 
 from __future__ import annotations
 
@@ -45,6 +46,9 @@ def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = client_cmd("putrnd", "write random keys and values and print them", [])
     p.add_argument("-n", type=int, default=10, help="how many (default 10)")
     p.set_defaults(func=_putrnd)
+    p = client_cmd("transfer-leader", "hand leadership to another voter and wait for it", [])
+    p.add_argument("--to", type=int, required=True, metavar="ID", help="the voter's node id")
+    p.set_defaults(func=_transfer_leader)
     p = client_cmd("status", "show every node's Raft state", [])
     p.add_argument("--config", type=Path, help="cluster.toml to list the nodes from")
     p.set_defaults(func=_status)
@@ -106,6 +110,23 @@ def _verb(args: argparse.Namespace) -> int:
     except (CommandError, Refused, OutcomeUnknown) as e:
         print(f"drafty {args.verb.lower()}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _transfer_leader(args: argparse.Namespace) -> int:
+    """RAFT TRANSFER through whichever node is given (the client follows the
+    leader hint); done once the target leads."""
+
+    async def go() -> Any:
+        async with AsyncClient(servers(args), timeout=5.0, deadline=10.0) as c:
+            return await c.execute("RAFT", "TRANSFER", args.to)
+
+    try:
+        asyncio.run(go())
+    except (CommandError, Refused, OutcomeUnknown) as e:
+        print(f"drafty transfer-leader: {e}", file=sys.stderr)
+        return 1
+    print(f"node {args.to} leads now")
     return 0
 
 

@@ -105,7 +105,7 @@ class RespServer:
         self._server: asyncio.Server | None = None
         self._conns: dict[asyncio.Task[None], _Conn] = {}
         self._next_id = 1
-        self._commands: dict[bytes, Callable[[_Conn, list[bytes]], Reply]] = {
+        self._commands: dict[bytes, Callable[[_Conn, list[bytes]], Awaitable[Reply] | Reply]] = {
             b"PING": self._ping,
             b"ECHO": self._echo,
             b"HELLO": self._hello,
@@ -427,6 +427,7 @@ class RespServer:
             "applied_index": self.node.applied,
             "last_index": st.last_index,
             "peers": ",".join(str(p) for p in sorted(self.clients) if p != st.id),
+            "transfer_to": st.transferee,
         }
         lg = self.node.log_status()
         out.update(
@@ -452,7 +453,12 @@ class RespServer:
             return Error("ERR Background save already in progress")
         return Simple("Background saving skipped: nothing applied since the last snapshot")
 
-    def _raft(self, conn: _Conn, argv: list[bytes]) -> Reply:
+    def _raft(self, conn: _Conn, argv: list[bytes]) -> Awaitable[Reply] | Reply:
+        if len(argv) == 3 and argv[1].upper() == b"TRANSFER":
+            target = kv.parse_int(argv[2])
+            if target is None or target < 1:
+                return Error("ERR RAFT TRANSFER needs a node id (a positive integer)")
+            return asyncio.ensure_future(self._transfer(target))
         sub = argv[1].upper() if len(argv) == 2 else b""
         if sub == b"LEADER":
             leader = self.node.leader()
@@ -464,7 +470,16 @@ class RespServer:
             return [[i, f"{h}:{p}"] for i, (h, p) in sorted(self.clients.items())]
         if sub == b"STATUS":
             return self._raft_status()
-        return Error("ERR usage: RAFT LEADER | MEMBERS | STATUS")
+        return Error("ERR usage: RAFT LEADER | MEMBERS | STATUS | TRANSFER id")
+
+    async def _transfer(self, target: NodeId) -> Reply:
+        """RAFT TRANSFER id: OK once node ``id`` leads; -TRYAGAIN names the
+        leader when asked elsewhere; -ERR when the handover is refused or fails."""
+        try:
+            await self.node.transfer_leadership(target)
+        except DraftyError as e:
+            return commands.answer(None, e, self._leader_hint)
+        return OK
 
 
 def _rss_bytes() -> int:
