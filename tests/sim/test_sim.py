@@ -19,6 +19,7 @@ from drafty.core.messages import Heartbeat, HeartbeatResponse
 from drafty.core.raft import Raft
 from drafty.sim import SimConfig, parse_faults, run_seed
 from drafty.sim.cli import add_arguments, add_subcommand, main, parse_overrides, parse_range
+from drafty.sim.runner import Simulation
 
 from .planted import BUGS, factory_for
 
@@ -249,7 +250,7 @@ def test_liveness_waits_while_the_backlog_is_still_applying() -> None:
     run is live as long as every bound sees more of it applied."""
     res = run_seed(
         SimConfig(
-            seed=4, nodes=3, steps=1000, torn_records=True, liveness_timeouts=2,
+            seed=4, nodes=3, steps=1000, torn_records=True, liveness_timeouts=2, transfers=0.0,
             config_overrides={"max_msg_bytes": 150, "max_inflight": 1},
         )
     )  # fmt: skip
@@ -283,3 +284,15 @@ def test_clock_rates_are_parsed_and_replayed() -> None:
             parse_rates([bad])
     cmd = replay_command(SimConfig(seed=5, clock_rates={1: 0.5}))
     assert "--clock-rate 1=0.5" in cmd
+
+
+def test_the_nemesis_moves_leadership_in_some_seeds() -> None:
+    calm = parse_faults("none")
+    res = run_seed(SimConfig(seed=3, nodes=3, transfers=0.5, steps=200, faults=calm))
+    assert res.invariant is None, "\n".join(res.lines())
+    moved = res.sim.nemesis.injected["transfer"]
+    won = sum(r.raw.raft.counters["transfers_received"] for r in res.sim.replicas.values())
+    # Each handover the leader began ended with its target campaigning and winning.
+    assert moved > 5 and won == moved and res.sim.oracle.stats.elections == moved + 1
+    drawn = [Simulation(SimConfig(seed=s)).scenario.transfer_rate for s in range(1, 41)]
+    assert 0 < sum(1 for t in drawn if t) < 40  # some seeds move leadership, some never do

@@ -29,13 +29,18 @@ crashed or isolated a few ms after winning, before their entries spread. A
 chain of such short reigns leaves the divergent logs that Raft's subtler
 rules (figure 8: never commit an old term's entry by counting) exist for.
 
+In a per-seed share of runs the nemesis also moves leadership
+(:meth:`Nemesis.act` then asks the leader to hand over to a random voter,
+with ``transfer_rate`` per call); those choices come from a generator of
+their own, so seeds without transfers run exactly as before they existed.
+
 ``network`` faults are not actions: they are the drop / duplicate / delay
 rates the network runs with during the fault phase.
 
 :meth:`Nemesis.heal_all` ends everything (network calm, links up, nodes
 restarted and resumed, disks fast) so liveness can be checked.
 
-Every random choice uses the simulation's rng, in a fixed order.
+Every other random choice uses the simulation's rng, in a fixed order.
 
 Invariants
 ----------
@@ -111,6 +116,10 @@ class FaultHost(Protocol):
 
     def slow_disk(self, node: NodeId, until: int) -> None: ...
 
+    def transfer_leadership(self, leader: NodeId, target: NodeId) -> bool:
+        """Ask ``leader`` to hand over to ``target``; False if it refused."""
+        ...
+
     def jump_clock(self, by_ms: int) -> bool:
         """Jump the skewed node's wall clock; False if the run has none."""
         ...
@@ -138,6 +147,10 @@ class Nemesis:
     """Probability that a new leader is hunted."""
     max_faulty: int = 0
     """Most nodes down or paused at once (crashes and pauses beyond are skipped)."""
+    transfer_rate: float = 0.0
+    """Probability per action that the leader is also asked to hand over."""
+    trng: random.Random = field(default_factory=lambda: random.Random(0))
+    """The generator of transfer choices (apart from ``rng``; see the docstring)."""
 
     def elected(self, node: NodeId, term: int) -> None:
         """A new leader was seen; maybe schedule a :class:`Hunt` for it."""
@@ -162,6 +175,8 @@ class Nemesis:
             )
 
     def act(self) -> None:
+        if self.transfer_rate and not self.healed and self.trng.random() < self.transfer_rate:
+            self._transfer()
         if not self.kinds or self.healed:
             return
         kind = self.rng.choice(self.kinds)
@@ -177,6 +192,15 @@ class Nemesis:
             by = self.rng.choice(CLOCK_JUMPS_MS) * self.rng.choice((1, -1))
             if self.host.jump_clock(by):
                 self.injected["clock"] += 1
+
+    def _transfer(self) -> None:
+        leader = self.host.leader_guess()
+        if leader is None or leader not in self.host.running():
+            return
+        target = self.trng.choice([n for n in self.nodes if n != leader] or [leader])
+        if target != leader and self.host.transfer_leadership(leader, target):
+            self.injected["transfer"] += 1
+            self.host.note(f"transfer leadership from node {leader} to node {target}")
 
     def _victim(self, candidates: list[NodeId]) -> NodeId | None:
         if not candidates:

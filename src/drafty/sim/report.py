@@ -131,7 +131,8 @@ def summary_lines(sim: Simulation) -> list[str]:
         f"  raft: prevote={onoff[rc.prevote]} check_quorum={onoff[rc.check_quorum]} "
         f"election={rc.election_ticks} heartbeat={rc.heartbeat_ticks} "
         f"inflight={rc.max_inflight} max_bytes={rc.max_msg_bytes} "
-        f"forward={onoff[rc.forward_proposals]} lease={onoff[rc.lease_reads]}; hunt={sc.hunt:.0%}",
+        f"forward={onoff[rc.forward_proposals]} lease={onoff[rc.lease_reads]}; hunt={sc.hunt:.0%} "
+        f"transfers={sc.transfer_rate:.0%}",
         f"  network: {sc.network.describe()}; disk sync<={sc.sync_ms}ms; clients={sc.clients}",
         f"  ran {sim.now}ms virtual ({sim.now // cfg.tick_ms} steps, {sim.events} events, "
         f"at most {sim.peak_step_events} in one step)",

@@ -58,7 +58,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core import Message, NodeId, Ready, Role, SnapshotMeta
+from ..core import Message, NodeId, ProposalRefused, Ready, Role, SnapshotMeta
 from ..node import Applied, Job, Node, Reply
 from ..node.envelope import Envelope
 from .diagnose import roles, stalled_replication
@@ -148,8 +148,9 @@ class Simulation:
         self.front = ServiceFront(self, self.ids)
         kinds = tuple(k for k in FAULT_KINDS if k in cfg.faults and k != "network")
         self.nemesis = Nemesis(
-            self, self.rng, self.ids, kinds, hunt=sc.hunt, max_faulty=sc.max_faulty
-        )
+            self, self.rng, self.ids, kinds, hunt=sc.hunt, max_faulty=sc.max_faulty,
+            transfer_rate=sc.transfer_rate, trng=random.Random(f"transfer-{cfg.seed}"),
+        )  # fmt: skip
         timeout = sc.options.request_timeout_ms
         self.workload = Workload(
             self, self.rng, self.ids, sc.clients,
@@ -450,6 +451,14 @@ class Simulation:
 
     def paused(self) -> list[NodeId]:
         return [i for i in self.ids if self.replicas[i].state is NodeState.PAUSED]
+
+    def transfer_leadership(self, leader: NodeId, target: NodeId) -> bool:
+        try:
+            self.replicas[leader].raw.transfer_leadership(target)
+        except ProposalRefused:
+            return False
+        self.drive(leader)
+        return True
 
     def _start(self, node: NodeId) -> None:
         rep = self.replicas[node]

@@ -67,6 +67,8 @@ class SimConfig:
     """Snapshot every this many applied entries (0: never); None: per seed."""
     config_overrides: Mapping[str, object] = field(default_factory=dict)
     """Config fields forced for every node (else drawn per seed)."""
+    transfers: float | None = None
+    """Probability per nemesis action of a leadership transfer; None: per seed."""
     clock_rates: Mapping[int, float] = field(default_factory=dict)
     """Test-only: node -> how fast its clock runs (else drawn per seed); a
     rate past the lease's drift bound shows what the bound protects."""
@@ -113,6 +115,8 @@ class Scenario:
     """Probability that a client's request or a reply to it is lost."""
     lease_reads: bool = False
     """Leaders answer reads from their lease (needs CheckQuorum)."""
+    transfer_rate: float = 0.0
+    """Probability per nemesis action that the leader hands over (own generator)."""
     clock_rates: tuple[float, ...] = ()
     """Per node (node i at ``[i - 1]``), how fast its clock runs; within the
     lease's drift bound unless ``SimConfig.clock_rates`` plants otherwise."""
@@ -156,9 +160,12 @@ class Scenario:
         rates = tuple(1 + lrng.uniform(-0.04, 0.04) if lease else 1.0 for _ in range(cfg.nodes))
         rates = tuple(cfg.clock_rates.get(i + 1, r) for i, r in enumerate(rates))
         options = replace(sc.options, tick_ms=cfg.tick_ms)
+        trng = random.Random(f"transfers-{cfg.seed}")
+        transfers = trng.choice((0.0, 0.0, 0.1, 0.3))
+        transfers = transfers if cfg.transfers is None else cfg.transfers
         quorum = sc.check_quorum or lease  # leases need CheckQuorum
         return replace(sc, lease_reads=lease, clock_rates=rates, options=options,
-                       check_quorum=quorum)  # fmt: skip
+                       check_quorum=quorum, transfer_rate=transfers)  # fmt: skip
 
     def config(self, node: NodeId, cfg: SimConfig) -> Config:
         fields: dict[str, object] = {
