@@ -106,23 +106,26 @@ def test_lease_settings_are_checked() -> None:
     assert Config(1, (1, 2, 3), lease_reads=True).lease_ticks == 7
 
 
-def test_a_lease_never_serves_before_a_round_or_after_a_step_down() -> None:
-    def settle(nodes: dict[int, RawNode]) -> list[ReadState]:
-        states: list[ReadState] = []
-        busy = True
-        while busy:
-            busy = False
-            for n in nodes.values():
-                while n.has_ready():
-                    busy = True
-                    rd = n.ready()
-                    states.extend(rd.read_states if n is nodes[1] else ())
-                    n.advance(rd)
-                    n.on_persisted(rd.number)
-                    for m in rd.messages + rd.messages_after_persist:
-                        nodes[m.dst].step(m)
-        return states
+def settle(nodes: dict[int, RawNode]) -> list[ReadState]:
+    """Run every node's Readies and deliver every message until all are quiet;
+    the read states node 1 handed out meanwhile."""
+    states: list[ReadState] = []
+    busy = True
+    while busy:
+        busy = False
+        for n in nodes.values():
+            while n.has_ready():
+                busy = True
+                rd = n.ready()
+                states.extend(rd.read_states if n is nodes[1] else ())
+                n.advance(rd)
+                n.on_persisted(rd.number)
+                for m in rd.messages + rd.messages_after_persist:
+                    nodes[m.dst].step(m)
+    return states
 
+
+def test_a_lease_never_serves_before_a_round_or_after_a_step_down() -> None:
     cfg = {i: Config(i, (1, 2, 3), lease_reads=True) for i in (1, 2, 3)}
     nodes = {i: RawNode(cfg[i], random.Random(i)) for i in (1, 2, 3)}
     nodes[1].campaign()
@@ -147,27 +150,13 @@ def test_a_leader_handing_over_stops_serving_reads_from_its_lease() -> None:
     the old leader must not answer from its read lease once it hands over."""
     cfg = {i: Config(i, (1, 2, 3), lease_reads=True) for i in (1, 2, 3)}
     nodes = {i: RawNode(cfg[i], random.Random(i)) for i in (1, 2, 3)}
-
-    def settle() -> None:
-        busy = True
-        while busy:
-            busy = False
-            for n in nodes.values():
-                while n.has_ready():
-                    busy = True
-                    rd = n.ready()
-                    n.advance(rd)
-                    n.on_persisted(rd.number)
-                    for m in rd.messages + rd.messages_after_persist:
-                        nodes[m.dst].step(m)
-
     nodes[1].campaign()
-    settle()
+    settle(nodes)
     nodes[1].tick()  # a heartbeat round, answered: the lease holds
-    settle()
+    settle(nodes)
     assert nodes[1].raft.lease_valid()
     nodes[1].transfer_leadership(2)  # node 2 is up to date: TimeoutNow goes at once
     assert not nodes[1].raft.lease_valid() and nodes[1].raft.reads.lease_from is None
-    settle()
+    settle(nodes)
     assert nodes[2].status().role.name == "LEADER" and nodes[1].status().transferee == 0
     assert nodes[2].raft.counters["transfers_received"] == 1
