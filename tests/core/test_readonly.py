@@ -16,6 +16,7 @@ from drafty.core import (
     ReadIndexResponse,
     ReadState,
 )
+from drafty.core.membership import Membership
 from drafty.core.readonly import ReadQueue
 
 
@@ -26,7 +27,7 @@ def test_a_round_confirms_only_reads_recorded_before_it() -> None:
     assert q.next_round(0) == 0  # nothing new to confirm
     assert q.add(b"c", 1, 6)
     assert q.next_round(0) == 2
-    voters = (1, 2, 3, 4, 5)
+    voters = Membership.of((1, 2, 3, 4, 5))
     assert q.ack(2, 2, voters) == []  # 2 of 5: no majority yet
     done = q.ack(3, 1, voters)  # node 3's round 1 with node 2's round 2: round 1 has 3 of 5
     assert [(r.ctx, r.index) for r in done] == [(b"a", 5), (b"b", 5)]
@@ -81,7 +82,7 @@ def test_a_follower_read_is_refused_when_its_leader_changes() -> None:
 
 def test_the_lease_runs_from_the_newest_round_a_majority_answered() -> None:
     q = ReadQueue(1, max_reads=10, lease=True)
-    voters = (1, 2, 3, 4, 5)
+    voters = Membership.of((1, 2, 3, 4, 5))
     for tick in (10, 11, 12):
         q.next_round(tick, force=True)  # rounds 1, 2, 3 sent at ticks 10, 11, 12
     assert q.sent_at == {1: 10, 2: 11, 3: 12} and q.lease_from is None

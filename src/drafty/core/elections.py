@@ -38,9 +38,10 @@ from collections import Counter
 from .config import Config
 from .errors import NotLeader, TransferError
 from .log import RaftLog
+from .membership import Membership
 from .messages import Message, TimeoutNow, VoteRequest, VoteResponse
 from .progress import Progress
-from .quorum import VoteResult, vote_result
+from .quorum import VoteResult
 from .readonly import ReadQueue
 from .types import NONE, NodeId, Role
 
@@ -55,7 +56,7 @@ class Elections:
     vote: NodeId
     role: Role
     leader: NodeId
-    voters: tuple[NodeId, ...]
+    membership: Membership
     peers: tuple[NodeId, ...]
     log: RaftLog
     progress: dict[NodeId, Progress]
@@ -104,7 +105,7 @@ class Elections:
 
     def _tally(self) -> bool:
         """Act on the votes so far; True if the election was decided."""
-        result = vote_result(self.voters, self.votes)
+        result = self.membership.vote_result(self.votes)
         if result is VoteResult.WON:
             if self.role is Role.PRE_CANDIDATE:
                 self.become_candidate()
@@ -162,7 +163,7 @@ class Elections:
             raise NotLeader(self.leader)
         if target == self.id:
             raise TransferError(f"node {target} already leads")
-        if target not in self.progress or target not in self.voters:
+        if target not in self.progress or not self.membership.is_voter(target):
             raise TransferError(f"node {target} is not a voter of this cluster")
         if self.transferee == target:
             return
@@ -194,7 +195,7 @@ class Elections:
 
     def _timeout_now(self, m: TimeoutNow) -> None:
         """Our leader handed leadership to us: campaign at once."""
-        if m.src != self.leader or self.id not in self.voters:
+        if m.src != self.leader or not self.membership.is_voter(self.id):
             self.counters["unexpected_message"] += 1
             return
         self.counters["transfers_received"] += 1

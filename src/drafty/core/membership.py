@@ -116,6 +116,10 @@ class Membership:
     def is_voter(self, node: NodeId) -> bool:
         return node in self.voters or node in self.outgoing
 
+    def sole_voter(self, node: NodeId) -> bool:
+        """Whether ``node`` alone decides every quorum (a one-voter cluster)."""
+        return self.all_voters == {node}
+
     # -- quorum: both halves while joint -----------------------------------------
 
     def committed_index(self, match: Mapping[NodeId, int]) -> int:

@@ -59,6 +59,7 @@ from .config import Config
 from .elections import Elections
 from .errors import LeadershipTransferring, NotLeader
 from .log import RaftLog
+from .membership import Membership
 from .messages import (
     AppendEntries,
     AppendResponse,
@@ -74,7 +75,6 @@ from .messages import (
     VoteResponse,
 )
 from .progress import Progress, ProgressState
-from .quorum import committed_index, has_quorum
 from .readonly import ReadIndex, ReadQueue
 from .snapshots import Snapshots
 from .types import NONE, Entry, EntryKind, HardState, NodeId, Role, SnapshotMeta
@@ -101,6 +101,8 @@ class Raft(Elections, ReadIndex, Snapshots):
         self.cfg = config
         self.id: NodeId = config.id
         self.voters: tuple[NodeId, ...] = config.voters
+        self.membership = Membership.of(config.voters)
+        """Who votes and who only listens; every quorum is decided by it."""
         self.peers: tuple[NodeId, ...] = tuple(v for v in config.voters if v != config.id)
         self.rng = rng
         self.log = log
@@ -215,7 +217,7 @@ class Raft(Elections, ReadIndex, Snapshots):
             if self.cfg.check_quorum:
                 active = [p for p, pr in self.progress.items() if pr.recent_active]
                 active.append(self.id)
-                if not has_quorum(self.voters, active):
+                if not self.membership.has_quorum(active):
                     self.counters["check_quorum_step_downs"] += 1
                     self.become_follower(self.term, NONE)
                     return
@@ -526,7 +528,7 @@ class Raft(Elections, ReadIndex, Snapshots):
         """Commit the majority match index if it is of our term (figure 8)."""
         match = {p: pr.match for p, pr in self.progress.items()}
         match[self.id] = self.log.persisted
-        index = committed_index(self.voters, match)
+        index = self.membership.committed_index(match)
         if index > self.log.committed and self.log.term(index) == self.term:
             self.log.commit_to(index)
             self._reads_committed()

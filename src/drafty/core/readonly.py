@@ -67,9 +67,9 @@ from dataclasses import dataclass, field
 from .config import Config
 from .errors import NotLeader
 from .log import RaftLog
+from .membership import Membership
 from .messages import Message, ReadIndexRequest, ReadIndexResponse
 from .progress import Progress
-from .quorum import committed_index, has_quorum
 from .types import NONE, NodeId, Role
 
 
@@ -148,28 +148,28 @@ class ReadQueue:
             self.sent_at[self.round] = now
         return self.round
 
-    def ack(self, peer: NodeId, round_: int, voters: tuple[NodeId, ...]) -> list[_Read]:
+    def ack(self, peer: NodeId, round_: int, members: Membership) -> list[_Read]:
         """``peer`` answered round ``round_``: the reads now confirmed, in order."""
         if round_ <= self.acked.get(peer, 0):
             return []
         self.acked[peer] = round_
         if self.lease:
-            self._renew_lease(voters)
+            self._renew_lease(members)
         done = 0
         for r in self.pending:
             if not r.round:
                 break
             yes = [self.me] + [p for p, a in self.acked.items() if a >= r.round]
-            if not has_quorum(voters, yes):
+            if not members.has_quorum(yes):
                 break
             done += 1
         confirmed, self.pending = self.pending[:done], self.pending[done:]
         return confirmed
 
-    def _renew_lease(self, voters: tuple[NodeId, ...]) -> None:
+    def _renew_lease(self, members: Membership) -> None:
         answered = dict(self.acked)
         answered[self.me] = self.round
-        quorum_round = committed_index(voters, answered)
+        quorum_round = members.committed_index(answered)
         sent = self.sent_at.get(quorum_round)
         if sent is not None:
             self.lease_from = sent
@@ -199,7 +199,7 @@ class ReadIndex:
     ticks: int
     role: Role
     leader: NodeId
-    voters: tuple[NodeId, ...]
+    membership: Membership
     log: RaftLog
     progress: dict[NodeId, Progress]
     counters: Counter[str]
@@ -232,7 +232,7 @@ class ReadIndex:
         """Whether this leader may answer reads from its lease right now."""
         if self.role is not Role.LEADER or not self.cfg.lease_reads or self.transferee != NONE:
             return False  # handing over: the target may already lead
-        if len(self.voters) == 1:
+        if self.membership.sole_voter(self.id):
             return True
         since = self.reads.lease_from
         return since is not None and self.ticks - since < self.cfg.lease_ticks
@@ -252,7 +252,7 @@ class ReadIndex:
         if not self.reads.add(ctx, origin, self.log.committed if own else None):
             self.counters["reads_refused"] += 1
             self._answer_read(ctx, 0, origin)
-        elif len(self.voters) == 1 and own:
+        elif self.membership.sole_voter(self.id) and own:
             for r in self.reads.confirm_all():
                 self._answer_read(r.ctx, r.index, r.origin)
 
@@ -266,12 +266,12 @@ class ReadIndex:
         """An entry of this term committed (the commit index moved as leader)."""
         if self.reads.waiting_commit:
             self.reads.committed(self.log.committed)
-            if len(self.voters) == 1:
+            if self.membership.sole_voter(self.id):
                 for r in self.reads.confirm_all():
                     self._answer_read(r.ctx, r.index, r.origin)
 
     def _read_acked(self, peer: NodeId, round_: int) -> None:
-        for r in self.reads.ack(peer, round_, self.voters):
+        for r in self.reads.ack(peer, round_, self.membership):
             self.counters["reads_confirmed"] += 1
             self._answer_read(r.ctx, r.index, r.origin)
 
