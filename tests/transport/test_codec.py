@@ -400,3 +400,13 @@ def test_a_vote_request_from_a_peer_without_transfer_decodes() -> None:
     assert decode_body(old) == [VoteRequest(1, 2, 3, 4, 5, False, False)]
     with pytest.raises(DecodeError):
         decode_body(msgpack.packb([[13, 1, 2, 3, 4]], use_bin_type=True))  # TimeoutNow + 1
+
+
+def test_snapshot_metadata_carries_the_membership_and_old_shapes_still_decode() -> None:
+    meta = SnapshotMeta(9, 3, (1, 2, 4), learners=(5,), outgoing=(1, 2, 3))
+    msgs: list[Message] = [InstallSnapshot(1, 2, 3, meta)]
+    assert decode_body(body_of(encode_messages(msgs))) == msgs
+    old = msgpack.packb([[8, 1, 2, 3, 9, 3, [1, 2, 4]]], use_bin_type=True)
+    assert decode_body(old) == [InstallSnapshot(1, 2, 3, SnapshotMeta(9, 3, (1, 2, 4)))]
+    with pytest.raises(DecodeError):
+        decode_body(msgpack.packb([[8, 1, 2, 3, 9, 3, [1], [0], []]], use_bin_type=True))

@@ -95,8 +95,12 @@ def message(m: Message) -> str:
 
 
 def snapshot(meta: SnapshotMeta) -> str:
-    voters = ",".join(str(v) for v in meta.voters)
-    return f"Snapshot:{meta.term}/{meta.index} voters={voters}"
+    text = f"Snapshot:{meta.term}/{meta.index} voters=" + ",".join(map(str, meta.voters))
+    if meta.outgoing:
+        text += " outgoing=" + ",".join(map(str, meta.outgoing))
+    if meta.learners:
+        text += " learners=" + ",".join(map(str, meta.learners))
+    return text
 
 
 def hard_state(hs: HardState) -> str:

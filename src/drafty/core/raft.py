@@ -135,7 +135,7 @@ class Raft(Elections, ReadIndex, Snapshots):
         self.read_states = []
         self.forwarded = {}
         if snapshot is None and log.offset:
-            snapshot = SnapshotMeta(log.offset, log.offset_term, config.voters)
+            snapshot = self.snapshot_meta(log.offset, log.offset_term)
         self.snapshot: SnapshotMeta | None = snapshot
         """The newest snapshot this node holds (what a leader sends); its index
         is at least the log's ``offset``."""

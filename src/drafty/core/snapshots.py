@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .log import RaftLog
+from .membership import Membership
 from .messages import AppendResponse, InstallSnapshot, Message
 from .progress import Progress, ProgressState
 from .types import NodeId, Role, SnapshotMeta
@@ -25,8 +26,15 @@ class Snapshots:
     counters: Counter[str]
     snapshot: SnapshotMeta | None
     pending_snapshot: SnapshotMeta | None
+    membership: Membership
 
     def _send(self, m: Message) -> None: ...
+
+    def snapshot_meta(self, index: int, term: int) -> SnapshotMeta:
+        """The description of a snapshot of the state at ``index`` (of ``term``),
+        with the membership in force there."""
+        m = self.membership
+        return SnapshotMeta(index, term, m.voters, m.learners, m.outgoing)
 
     def _handle_snapshot(self, m: InstallSnapshot) -> None:
         """Install the leader's snapshot unless our log already has what it covers."""

@@ -91,12 +91,14 @@ class Role(Enum):
 @dataclass(frozen=True, slots=True)
 class SnapshotMeta:
     """What a snapshot replaces: the log up to ``index`` (of ``term``), and the
-    cluster configuration in force there. The state itself is the driver's
-    bytes; the core only ever handles this description.
-
-    Room is left for learners and joint configurations (membership).
+    cluster configuration in force there (see :mod:`drafty.core.membership`).
+    The state itself is the driver's bytes; the core only ever handles this
+    description.
     """
 
     index: int
     term: int
     voters: tuple[NodeId, ...]
+    learners: tuple[NodeId, ...] = ()
+    outgoing: tuple[NodeId, ...] = ()
+    """The previous voters, when the snapshot falls inside a joint change."""

@@ -55,7 +55,7 @@ def drop_reason(m: Message, me: NodeId, peers: tuple[NodeId, ...]) -> str | None
             meta.index < 1
             or not 1 <= meta.term <= m.term
             or not meta.voters
-            or any(v < 1 for v in meta.voters)
+            or any(v < 1 for v in (*meta.voters, *meta.learners, *meta.outgoing))
         ):
             return "invalid_message"
     return None

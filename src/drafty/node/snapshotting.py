@@ -66,7 +66,7 @@ class Snapshotting:
         r = self.raw.raft
         if r.log.term(self.applied) is None:
             raise CoreMisuse(f"applied index {self.applied} is no longer in the log")
-        return SnapshotMeta(self.applied, self.applied_term, r.voters)
+        return r.snapshot_meta(self.applied, self.applied_term)
 
     def _restore(self, payload: bytes | memoryview) -> None:
         """Take the state of a snapshot's payload (the core is already past it)."""

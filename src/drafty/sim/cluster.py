@@ -144,7 +144,7 @@ class MemoryCluster:
         raft = n.raw.raft
         term = raft.log.term(index)
         assert term is not None, f"entry {index} is not in node {node}'s log"
-        meta = SnapshotMeta(index, term, raft.voters)
+        meta = raft.snapshot_meta(index, term)
         n.raw.snapshot_taken(meta)
         n.raw.compact(index)
         n.disk.compact(meta)

@@ -11,8 +11,14 @@ On-disk format (integers little-endian)::
     24         8         last included term
     32         8         payload length p
     40         8*v       voter ids (u64 each): the cluster configuration
-    40+8v      p         payload (the state machine's bytes)
-    40+8v+p    4         crc32 of the payload, continued over header + voters
+    40+8v      e         with flag 1 only: learner count l (u32), outgoing-voter
+                         count o (u32), then l + o ids (u64): e = 8 + 8*(l+o)
+    40+8v+e    p         payload (the state machine's bytes)
+    40+8v+e+p  4         crc32 of the payload, continued over header + ids
+
+Flag 1 is set only when the membership has learners or a joint change's
+outgoing voters, so files of a fixed-voter cluster stay readable by older
+versions.
 
 (The checksum covers the payload first so that a snapshot can be written as
 a stream whose length is known only at its end: the header is written last,
@@ -86,11 +92,21 @@ def snapshot_name(index: int, term: int) -> str:
     return f"snap-{index:016d}-{term:016d}.snap"
 
 
+_FLAG_MEMBERSHIP = 1
+_COUNTS = struct.Struct("<II")
+
+
 def _head(meta: SnapshotMeta, payload_len: int) -> bytes:
+    extra = (*meta.learners, *meta.outgoing)
+    flags = _FLAG_MEMBERSHIP if extra else 0
     try:
-        return SNAP_HEADER.pack(
-            SNAP_MAGIC, SNAP_VERSION, 0, len(meta.voters), meta.index, meta.term, payload_len
+        head = SNAP_HEADER.pack(
+            SNAP_MAGIC, SNAP_VERSION, flags, len(meta.voters), meta.index, meta.term, payload_len
         ) + struct.pack(f"<{len(meta.voters)}Q", *meta.voters)
+        if flags:
+            head += _COUNTS.pack(len(meta.learners), len(meta.outgoing))
+            head += struct.pack(f"<{len(extra)}Q", *extra)
+        return head
     except struct.error as exc:
         raise LogMisuseError(f"snapshot metadata cannot be encoded: {exc}") from exc
 
@@ -111,20 +127,30 @@ def decode_snapshot(path: Path, raw: bytes) -> Snapshot:
     magic, version, flags, nvoters, index, term, plen = SNAP_HEADER.unpack_from(raw, 0)
     if magic != SNAP_MAGIC:
         raise CorruptionError(path, 0, "not a snapshot file (bad magic)")
+    if version != SNAP_VERSION or flags not in (0, _FLAG_MEMBERSHIP):
+        raise CorruptionError(path, 8, f"snapshot version {version} flags {flags} not supported")
     body = SNAP_HEADER.size + 8 * nvoters
+    nlearners = noutgoing = 0
+    if flags:
+        if body + _COUNTS.size > len(raw):
+            raise CorruptionError(path, body, "snapshot membership counts cut short")
+        nlearners, noutgoing = _COUNTS.unpack_from(raw, body)
+        body += _COUNTS.size + 8 * (nlearners + noutgoing)
     if body + plen + _CRC.size != len(raw):
         raise CorruptionError(path, 32, "snapshot sizes in the header do not match the file")
     view = memoryview(raw)
     (crc,) = _CRC.unpack_from(raw, len(raw) - _CRC.size)
     if zlib.crc32(view[:body], zlib.crc32(view[body : body + plen])) != crc:
         raise CorruptionError(path, len(raw) - _CRC.size, "snapshot checksum mismatch")
-    if version != SNAP_VERSION or flags != 0:
-        raise CorruptionError(path, 8, f"snapshot version {version} flags {flags} not supported")
     voters = struct.unpack_from(f"<{nvoters}Q", raw, SNAP_HEADER.size)
+    ids_at = SNAP_HEADER.size + 8 * nvoters + _COUNTS.size
+    extra = struct.unpack_from(f"<{nlearners + noutgoing}Q", raw, ids_at) if flags else ()
     m = SNAP_RE.match(path.name)
     if m and (int(m.group(1)), int(m.group(2))) != (index, term):
         raise CorruptionError(path, 16, f"header says index {index} term {term}, unlike the name")
-    return Snapshot(SnapshotMeta(index, term, tuple(voters)), view[body : body + plen])
+    meta = SnapshotMeta(index, term, tuple(voters), tuple(extra[:nlearners]),
+                        tuple(extra[nlearners:]))  # fmt: skip
+    return Snapshot(meta, view[body : body + plen])
 
 
 class SnapshotStore:

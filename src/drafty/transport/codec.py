@@ -118,12 +118,13 @@ def _message_out(m: Message) -> list[Any]:
         return [code, m.src, m.dst, m.term, m.ctx, m.index]
     if isinstance(m, InstallSnapshot):
         meta = m.meta
-        return [code, m.src, m.dst, m.term, meta.index, meta.term, list(meta.voters)]
+        return [code, m.src, m.dst, m.term, meta.index, meta.term, list(meta.voters),
+                list(meta.learners), list(meta.outgoing)]  # fmt: skip
     if isinstance(m, SnapshotChunk):
         meta = m.meta
         return [
             code, m.src, m.dst, m.term, meta.index, meta.term, list(meta.voters), m.transfer,
-            m.offset, m.total, m.data,
+            m.offset, m.total, m.data, list(meta.learners), list(meta.outgoing),
         ]  # fmt: skip
     if isinstance(m, SnapshotAck):
         return [code, m.src, m.dst, m.term, m.transfer, m.received, m.status]
@@ -222,8 +223,8 @@ def _message_in(v: Any) -> Message:
     if not fields:
         raise DecodeError("message: empty array")
     code = fields[0]
-    shapes = {1: (7, 8), 2: (6,), 3: (8,), 4: (9,), 5: (6,), 6: (5,), 7: (5,), 8: (7,),
-              9: (11,), 10: (7,), 11: (5,), 12: (6,), 13: (4,)}  # fmt: skip
+    shapes = {1: (7, 8), 2: (6,), 3: (8,), 4: (9,), 5: (6,), 6: (5,), 7: (5,), 8: (7, 9),
+              9: (11, 13), 10: (7,), 11: (5,), 12: (6,), 13: (4,)}  # fmt: skip
     if type(code) is not int or code not in shapes or len(fields) not in shapes[code]:
         shown = code if type(code) is int else type(code).__name__
         raise DecodeError(f"message kind {shown} with {len(fields)} fields is unknown")
@@ -262,8 +263,15 @@ def _message_in(v: Any) -> Message:
         )
     if code in (8, 9):
         voters = tuple(_int(v, "voter", 1) for v in _list(rest[2], "voters"))
+        # Learners and outgoing voters come last; a peer from before
+        # membership changes sends neither.
+        more = rest[3:5] if code == 8 else rest[7:9]
+        learners, outgoing = (
+            tuple(tuple(_int(v, "member", 1) for v in _list(x, "members")) for x in more)
+            if more else ((), ())
+        )  # fmt: skip
         meta = SnapshotMeta(_int(rest[0], "snapshot index", 1), _int(rest[1], "snapshot term", 1),
-                            voters)  # fmt: skip
+                            voters, learners, outgoing)  # fmt: skip
         if code == 8:
             return InstallSnapshot(src, dst, term, meta)
         return SnapshotChunk(
