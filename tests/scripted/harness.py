@@ -20,12 +20,15 @@ Commands (ids are node ids; ``k=v`` options are optional):
 - ``compact ID INDEX`` (take a snapshot at applied INDEX, drop the log up to it);
   ``report-snapshot ID PEER ok|fail`` (the leader's snapshot transfer ended)
 - ``transfer-leader ID TARGET`` (ID hands leadership to TARGET)
+- ``conf-change ID add-voter=N add-learner=N promote=N remove=N`` (repeatable);
+  ``membership ID...``
 - ``status ID...``; ``raft-log ID``; ``applied ID``; ``counters ID``
 """
 
 from __future__ import annotations
 
 from drafty.core import NotLeader, ProposalRefused, describe
+from drafty.core.membership import ConfChange
 from drafty.sim import MemoryCluster
 
 _OPTION_NAMES = {
@@ -104,6 +107,26 @@ class Interaction:
         except ProposalRefused as e:
             return [f"{type(e).__name__}: {e}"]
         return []
+
+    def cmd_conf_change(self, args: list[str]) -> list[str]:
+        """conf-change NODE add-voter=ID add-learner=ID promote=ID remove=ID ...:
+        NODE proposes the membership change (each option repeatable)."""
+        fields: dict[str, list[int]] = {}
+        for opt in args[1:]:
+            key, _, value = opt.partition("=")
+            name = {"add-voter": "add_voters", "add-learner": "add_learners",
+                    "promote": "promote", "remove": "remove"}[key]  # fmt: skip
+            fields.setdefault(name, []).append(int(value))
+        change = ConfChange(**{k: tuple(v) for k, v in fields.items()})
+        try:
+            index = self.c.nodes[int(args[0])].raw.propose_conf_change(change)
+        except ProposalRefused as e:
+            return [f"{type(e).__name__}: {e}"]
+        return [f"index {index}"]
+
+    def cmd_membership(self, args: list[str]) -> list[str]:
+        """membership ID...: the membership each node has in effect."""
+        return [f"{a}: {self.c.nodes[int(a)].raw.raft.membership.describe()}" for a in args]
 
     def cmd_read_index(self, args: list[str]) -> list[str]:
         """read-index NODE CTX...: start linearizable reads (ReadIndex)."""

@@ -84,8 +84,8 @@ class Elections:
     def campaign(self, *, transfer: bool = False) -> None:
         """Start an election now (a PreVote round first when enabled, unless
         the leader handed over to us: ``transfer``)."""
-        if self.role is Role.LEADER:
-            return
+        if self.role is Role.LEADER or not self.membership.is_voter(self.id):
+            return  # learners and removed nodes never campaign
         if self.cfg.prevote and not transfer:
             self.become_pre_candidate()
         else:
@@ -101,7 +101,8 @@ class Elections:
         term = self.term + 1 if pre else self.term
         last_index, last_term = self.log.last_index(), self.log.last_term()
         for p in self.peers:
-            self._send(VoteRequest(self.id, p, term, last_index, last_term, pre, transfer))
+            if self.membership.is_voter(p):
+                self._send(VoteRequest(self.id, p, term, last_index, last_term, pre, transfer))
 
     def _tally(self) -> bool:
         """Act on the votes so far; True if the election was decided."""

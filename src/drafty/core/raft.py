@@ -59,7 +59,7 @@ from .config import Config
 from .elections import Elections
 from .errors import LeadershipTransferring, NotLeader
 from .log import RaftLog
-from .membership import Membership
+from .membership import Membership, MembershipLog
 from .messages import (
     AppendEntries,
     AppendResponse,
@@ -76,6 +76,7 @@ from .messages import (
 )
 from .progress import Progress, ProgressState
 from .readonly import ReadIndex, ReadQueue
+from .reconfig import Reconfiguration
 from .snapshots import Snapshots
 from .types import NONE, Entry, EntryKind, HardState, NodeId, Role, SnapshotMeta
 from .validate import drop_reason
@@ -87,7 +88,7 @@ _IMMEDIATE = (AppendEntries, Heartbeat, Propose, InstallSnapshot, ReadIndexReque
               ReadIndexResponse, TimeoutNow)  # fmt: skip
 
 
-class Raft(Elections, ReadIndex, Snapshots):
+class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
     """One node's protocol state. Driven through :class:`drafty.core.RawNode`."""
 
     def __init__(
@@ -135,7 +136,14 @@ class Raft(Elections, ReadIndex, Snapshots):
         self.read_states = []
         self.forwarded = {}
         if snapshot is None and log.offset:
-            snapshot = self.snapshot_meta(log.offset, log.offset_term)
+            snapshot = SnapshotMeta(log.offset, log.offset_term, config.voters)
+        # cluster.toml (config.voters) only seeds a new cluster: a snapshot's
+        # membership, then the configuration entries in the log, override it.
+        base = self.membership
+        if snapshot is not None:
+            base = Membership(snapshot.voters, snapshot.learners, snapshot.outgoing)
+        self.members = MembershipLog(base, snapshot.index if snapshot is not None else 0)
+        self._scan_config(log.offset + 1)
         self.snapshot: SnapshotMeta | None = snapshot
         """The newest snapshot this node holds (what a leader sends); its index
         is at least the log's ``offset``."""
@@ -205,7 +213,7 @@ class Raft(Elections, ReadIndex, Snapshots):
             self._tick_leader()
         else:
             self.election_elapsed += 1
-            if self.election_elapsed >= self.timeout:
+            if self.election_elapsed >= self.timeout and self.can_campaign():
                 self.campaign()
 
     def _tick_leader(self) -> None:
@@ -255,6 +263,8 @@ class Raft(Elections, ReadIndex, Snapshots):
 
     def _append_local(self, entries: list[Entry]) -> None:
         self.log.append(entries)
+        if any(e.kind is EntryKind.CONFIG for e in entries):
+            self._scan_config(entries[0].index)
         self._broadcast_pending = True
         if not self.peers:
             self._maybe_commit()
@@ -380,6 +390,11 @@ class Raft(Elections, ReadIndex, Snapshots):
             if not log.append_after(prev_index, entries):
                 self.counters["conflicts_with_committed"] += 1
                 return
+            if entries and (
+                self.members.last_change_index > prev_index
+                or any(e.kind is EntryKind.CONFIG for e in entries)
+            ):
+                self._scan_config(prev_index + 1)
             last_new = prev_index + len(entries)
             log.commit_to(min(m.commit, last_new))
             self._send(AppendResponse(self.id, m.src, self.term, True, last_new))
@@ -513,6 +528,8 @@ class Raft(Elections, ReadIndex, Snapshots):
         Deferring this to Ready time batches every proposal made in between
         into one AppendEntries per follower.
         """
+        if self.role is Role.LEADER:
+            self._members_committed()  # may leave a joint membership, or step down
         round_ = self.reads.next_round(self.ticks) if self.role is Role.LEADER else 0
         if round_:
             self._heartbeat_all(round_)

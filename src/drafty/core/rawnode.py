@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from .config import Config
 from .errors import CoreMisuse, StateError
 from .log import RaftLog
+from .membership import ConfChange
 from .messages import Message
 from .progress import Progress
 from .raft import Raft
@@ -174,6 +175,13 @@ class RawNode:
         :class:`NotLeader` or :class:`~drafty.core.errors.TransferError`."""
         self.raft.transfer_leadership(target)
 
+    def propose_conf_change(self, change: ConfChange) -> int:
+        """Change the cluster's membership (see :mod:`drafty.core.reconfig`); the
+        index of its configuration entry. Raises :class:`NotLeader`,
+        :class:`~drafty.core.errors.LeadershipTransferring` or
+        :class:`~drafty.core.membership.ConfChangeError`."""
+        return self.raft.propose_conf_change(change)
+
     def read_index(self, ctx: bytes) -> None:
         """Start a linearizable read named ``ctx`` (unique among waiting reads).
 
@@ -209,6 +217,7 @@ class RawNode:
         if snap is None or index > snap.index:
             raise CoreMisuse(f"compacting to {index} needs a snapshot there first")
         self.raft.log.compact(index)
+        self.raft.members.compacted(index)
 
     # -- output ------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .log import RaftLog
-from .membership import Membership
+from .membership import Membership, MembershipLog
 from .messages import AppendResponse, InstallSnapshot, Message
 from .progress import Progress, ProgressState
 from .types import NodeId, Role, SnapshotMeta
@@ -27,13 +27,16 @@ class Snapshots:
     snapshot: SnapshotMeta | None
     pending_snapshot: SnapshotMeta | None
     membership: Membership
+    members: MembershipLog
+
+    def _members_restored(self, meta: SnapshotMeta) -> None: ...
 
     def _send(self, m: Message) -> None: ...
 
     def snapshot_meta(self, index: int, term: int) -> SnapshotMeta:
         """The description of a snapshot of the state at ``index`` (of ``term``),
         with the membership in force there."""
-        m = self.membership
+        m = self.members.at(index)
         return SnapshotMeta(index, term, m.voters, m.learners, m.outgoing)
 
     def _handle_snapshot(self, m: InstallSnapshot) -> None:
@@ -51,6 +54,7 @@ class Snapshots:
             self.counters["snapshot_already_in_log"] += 1
         else:
             log.restore(meta)
+            self._members_restored(meta)
             self.snapshot = self.pending_snapshot = meta
             self.counters["snapshots_installed"] += 1
         self._send(AppendResponse(self.id, m.src, self.term, True, meta.index))

@@ -38,15 +38,14 @@ ENTRY_OVERHEAD: Final = 24
 
 
 class EntryKind(IntEnum):
-    """What an entry carries. Values are stable: they go to disk and the wire.
-
-    Room is left for configuration entries (membership) at value 2.
-    """
+    """What an entry carries. Values are stable: they go to disk and the wire."""
 
     NORMAL = 0
     """Application data, handed to the state machine."""
     NOOP = 1
     """Appended by a new leader to commit entries of earlier terms (paper §5.4.2)."""
+    CONFIG = 2
+    """A cluster membership (:mod:`drafty.core.membership`), in effect once appended."""
 
 
 @dataclass(frozen=True, slots=True)
