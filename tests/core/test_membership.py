@@ -140,3 +140,32 @@ def test_the_membership_log_follows_appends_truncations_and_compactions() -> Non
     assert log.base == b and log.base_index == 5 and log.changes == []
     with pytest.raises(ValueError):
         log.appended(5, c)
+
+
+def test_a_restart_takes_the_membership_from_the_snapshot_and_the_log_after_it() -> None:
+    """cluster.toml only seeds: a node restarting from a snapshot whose log
+    tail still holds the configuration entries before the snapshot's index
+    (kept behind it for slow followers) takes the snapshot's membership and
+    the changes after it, not the configured voters."""
+    import random
+
+    from drafty.core import Config, Entry, EntryKind, HardState, RawNode, SnapshotMeta
+
+    joint = Membership.of([1, 2], outgoing=[1, 2, 3])
+    after = Membership.of([1, 2])
+    grown = Membership.of([1, 2], learners=[3])
+    entries = [
+        Entry(1, 1, EntryKind.NOOP),
+        Entry(2, 1, EntryKind.CONFIG, encode(joint)),
+        Entry(3, 1, EntryKind.CONFIG, encode(after)),
+        Entry(4, 1, EntryKind.CONFIG, encode(grown)),
+    ]
+    raw = RawNode(Config(1, (1, 2, 3)), random.Random(1), hard_state=HardState(1, 1, 4),
+                  entries=entries, applied=3, snapshot=SnapshotMeta(3, 1, (1, 2)))  # fmt: skip
+    r = raw.raft
+    assert r.members.base == after and r.members.base_index == 3
+    assert r.membership == grown and r.peers == (2, 3)
+    assert r.snapshot_meta(3, 1) == SnapshotMeta(3, 1, (1, 2))
+    raw = RawNode(Config(1, (1, 2, 3)), random.Random(1), hard_state=HardState(1, 1, 4),
+                  entries=entries)  # fmt: skip
+    assert raw.raft.membership == grown and raw.raft.members.at(2) == joint

@@ -24,7 +24,6 @@ from drafty.core import (
     VoteRequest,
     VoteResponse,
 )
-from drafty.core.quorum import committed_index
 from drafty.core.raft import Raft
 from drafty.node import Instant, Node, Refused, Reply
 from drafty.node.dedupe import Admission
@@ -41,7 +40,7 @@ class CommitByCountingRaft(Raft):
     def _maybe_commit(self) -> bool:
         match = {p: pr.match for p, pr in self.progress.items()}
         match[self.id] = self.log.persisted
-        index = committed_index(self.voters, match)
+        index = self.membership.committed_index(match)
         if index > self.log.committed:
             return self.log.commit_to(index)
         return False

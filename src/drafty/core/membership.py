@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from .errors import ProposalRefused
 from .quorum import VoteResult, committed_index, has_quorum, vote_result
-from .types import NodeId
+from .types import NodeId, SnapshotMeta
 
 MAX_MEMBERS = 1024
 """Most ids a membership may name (a bound on what a decoded entry may hold)."""
@@ -98,6 +98,11 @@ class Membership:
     ) -> Membership:
         """A membership from any iterables of ids (sorted and deduplicated here)."""
         return cls(_ids(voters), _ids(learners), _ids(outgoing))
+
+    @classmethod
+    def of_meta(cls, meta: SnapshotMeta) -> Membership:
+        """The membership a snapshot records."""
+        return cls(meta.voters, meta.learners, meta.outgoing)
 
     @property
     def joint(self) -> bool:

@@ -101,7 +101,6 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
     ) -> None:
         self.cfg = config
         self.id: NodeId = config.id
-        self.voters: tuple[NodeId, ...] = config.voters
         self.membership = Membership.of(config.voters)
         """Who votes and who only listens; every quorum is decided by it."""
         self.peers: tuple[NodeId, ...] = tuple(v for v in config.voters if v != config.id)
@@ -139,11 +138,11 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
             snapshot = SnapshotMeta(log.offset, log.offset_term, config.voters)
         # cluster.toml (config.voters) only seeds a new cluster: a snapshot's
         # membership, then the configuration entries in the log, override it.
-        base = self.membership
         if snapshot is not None:
-            base = Membership(snapshot.voters, snapshot.learners, snapshot.outgoing)
-        self.members = MembershipLog(base, snapshot.index if snapshot is not None else 0)
-        self._scan_config(log.offset + 1)
+            self._members_restored(snapshot)
+        else:
+            self.members = MembershipLog(self.membership)
+            self._scan_config(1)
         self.snapshot: SnapshotMeta | None = snapshot
         """The newest snapshot this node holds (what a leader sends); its index
         is at least the log's ``offset``."""
@@ -213,7 +212,7 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
             self._tick_leader()
         else:
             self.election_elapsed += 1
-            if self.election_elapsed >= self.timeout and self.can_campaign():
+            if self.election_elapsed >= self.timeout:
                 self.campaign()
 
     def _tick_leader(self) -> None:

@@ -9,7 +9,7 @@ the last configuration entry in its log, committed or not (dissertation
 after the snapshot, so an entry overwritten by a new leader takes its
 membership back with it. Whenever the log grows, shrinks, is compacted or is
 replaced by a snapshot, :meth:`Reconfiguration._members_changed` brings
-``membership``, ``voters``, ``peers`` and (on a leader) the per-member
+``membership``, ``peers`` and (on a leader) the per-member
 progress in line.
 
 A leader takes one change at a time (:meth:`propose_conf_change`): none while
@@ -60,7 +60,6 @@ class Reconfiguration:
     counters: Counter[str]
     transferee: NodeId
     membership: Membership
-    voters: tuple[NodeId, ...]
     peers: tuple[NodeId, ...]
     members: MembershipLog
     cfg: Config
@@ -93,7 +92,9 @@ class Reconfiguration:
     # -- keeping the membership in line with the log ------------------------------------
 
     def _scan_config(self, first: int) -> None:
-        """Entries from ``first`` on are new (or replaced): record their memberships."""
+        """Entries from ``first`` on are new (or replaced): record their memberships
+        (those at or before the base's index are in the base already)."""
+        first = max(first, self.members.base_index + 1)
         self.members.truncated(first - 1)
         for e in self.log.entries[max(0, first - self.log.offset - 1) :]:
             if e.kind is EntryKind.CONFIG:
@@ -105,8 +106,7 @@ class Reconfiguration:
 
     def _members_restored(self, meta: SnapshotMeta) -> None:
         """The log now starts from snapshot ``meta``: its membership is the base."""
-        base = Membership(meta.voters, meta.learners, meta.outgoing)
-        self.members = MembershipLog(base, meta.index)
+        self.members = MembershipLog(Membership.of_meta(meta), meta.index)
         self._scan_config(meta.index + 1)
 
     def _members_changed(self) -> None:
@@ -114,7 +114,6 @@ class Reconfiguration:
         if m == self.membership:
             return
         self.membership = m
-        self.voters = tuple(sorted(m.all_voters))
         self.peers = tuple(sorted(m.members - {self.id}))
         if self.role is Role.LEADER:
             nxt = self.log.last_index() + 1
@@ -135,7 +134,3 @@ class Reconfiguration:
         elif not m.is_voter(self.id):
             self.counters["stepped_down_removed"] += 1
             self.become_follower(self.term, NONE)
-
-    def can_campaign(self) -> bool:
-        """Learners and removed nodes never start elections."""
-        return self.membership.is_voter(self.id)
