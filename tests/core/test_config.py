@@ -21,6 +21,7 @@ def test_defaults_are_valid() -> None:
 
 def test_single_voter_is_valid() -> None:
     assert make(voters=(1,)).voters == (1,)
+    assert make(voters=()).voters == ()  # a node that joins an existing cluster
 
 
 def test_config_error_is_core_misuse_and_value_error() -> None:
@@ -72,9 +73,10 @@ def test_config_is_frozen() -> None:
         ({"check_quorum": "yes"}, r"check_quorum: must be True or False"),
         ({"forward_proposals": None}, r"forward_proposals: must be True or False"),
         # voters
-        ({"voters": ()}, r"voters: must be a non-empty tuple"),
-        ({"voters": [1, 2, 3]}, r"voters: must be a non-empty tuple"),
-        ({"voters": {1, 2, 3}}, r"voters: must be a non-empty tuple"),
+        ({"voters": [1, 2, 3]}, r"voters: must be a tuple of node ids"),
+        ({"voters": {1, 2, 3}}, r"voters: must be a tuple of node ids"),
+        ({"promote_max_lag_entries": -1}, r"promote_max_lag_entries: must not be negative"),
+        ({"promote_max_lag_entries": 1.5}, r"promote_max_lag_entries: must be an integer"),
         ({"voters": (1, 2, 2)}, r"voters: duplicate node id in \(1, 2, 2\)"),
         ({"voters": (1, 0)}, r"voters entry: must be a positive integer, got 0"),
         ({"voters": (1, -3)}, r"voters entry: must be a positive integer, got -3"),

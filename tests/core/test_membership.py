@@ -7,12 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drafty.core.membership import (
+    MAX_CONTEXT_BYTES,
+    UNKNOWN,
     ConfChange,
     ConfChangeError,
     Membership,
     MembershipDecodeError,
     MembershipLog,
     decode,
+    decode_context,
     encode,
     leave_joint,
     plan,
@@ -90,7 +93,8 @@ def test_no_change_while_joint() -> None:
 
 def test_memberships_refuse_inconsistent_shapes() -> None:
     for bad in (
-        lambda: Membership(()),
+        lambda: Membership((), learners=(1,)),
+        lambda: Membership((), outgoing=(1,)),
         lambda: Membership((2, 1)),
         lambda: Membership((1, 1)),
         lambda: Membership((1,), learners=(1,)),
@@ -114,10 +118,21 @@ def test_encoding_round_trips(voters: set[int], learners: set[int], outgoing: se
     assert decode(encode(m)) == m
 
 
+def test_context_travels_after_the_membership() -> None:
+    m = Membership.of([1, 2], learners=[3])
+    data = encode(m, b"addr 3=host:7000")
+    assert decode(data) == m and decode_context(data) == b"addr 3=host:7000"
+    assert decode_context(encode(m)) == b""
+    with pytest.raises(ConfChangeError, match="context"):
+        plan(m, ConfChange(add_learners=(4,), context=bytes(MAX_CONTEXT_BYTES + 1)))
+    with pytest.raises(ConfChangeError, match="does not know"):
+        plan(UNKNOWN, ConfChange(add_learners=(4,)))
+
+
 @pytest.mark.parametrize(
     "data",
     [b"", b"\x02\x00\x01\x00\x00\x00\x00" + bytes(8), encode(Membership.of([1]))[:-1],
-     encode(Membership.of([1])) + b"x", b"\x01\x00\x00\x00\x00\x00\x00"],
+     encode(Membership.of([1])) + bytes(MAX_CONTEXT_BYTES + 1), b"\x01\x00\x00\x00\x00\x00\x00"],
 )  # fmt: skip
 def test_garbage_entries_do_not_decode(data: bytes) -> None:
     with pytest.raises(MembershipDecodeError):

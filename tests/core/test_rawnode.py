@@ -360,7 +360,7 @@ def test_restart_with_everything_applied_delivers_nothing() -> None:
 @pytest.mark.parametrize(
     ("hard_state", "entries", "applied", "pattern"),
     [
-        (HardState(3, 9, 0), [], 0, "votes for node 9, not a voter"),
+        (HardState(3, -1, 0), [], 0, "negative term or vote"),
         (HardState(2, 0, 3), log_of([1, 2]), 0, "commit index 3 outside log range"),
         (HardState(2, 0, 1), log_of([1, 2]), 2, "applied index 2"),
         (HardState(2, 0, 0), [Entry(1, 1), Entry(3, 1)], 0, "log gap"),

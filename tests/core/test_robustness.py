@@ -69,9 +69,9 @@ def leader_follower() -> tuple[MemoryCluster, RawNode, RawNode, int]:
 def bad_for_follower(t: int) -> list[tuple[str, Message]]:
     ok_entries = (Entry(5, t), Entry(6, t))
     return [
-        ("unknown_peer", AppendEntries(9, 2, t, 4, t, ok_entries, 6)),
-        ("unknown_peer", Heartbeat(2, 2, t, 4)),  # from itself
-        ("unknown_peer", VoteRequest(0, 2, t + 1, 9, t, pre=False)),
+        ("second_leader_in_term", AppendEntries(9, 2, t, 4, t, ok_entries, 6)),
+        ("bad_sender", Heartbeat(2, 2, t, 4)),  # from itself
+        ("bad_sender", VoteRequest(0, 2, t + 1, 9, t, pre=False)),
         ("wrong_destination", AppendEntries(1, 3, t, 4, t, ok_entries, 6)),
         ("wrong_destination", Heartbeat(1, 1, t, 4)),
         ("invalid_message", AppendEntries(1, 2, -1, 4, t, (), 4)),
@@ -125,8 +125,8 @@ def test_follower_drops_and_counts_bad_message(case: int) -> None:
 
 def bad_for_leader(t: int) -> list[tuple[str, Message]]:
     return [
-        ("unknown_peer", AppendResponse(4, 1, t, True, 4)),
-        ("unknown_peer", HeartbeatResponse(1, 1, t)),
+        ("not_a_member", AppendResponse(4, 1, t, True, 4)),
+        ("bad_sender", HeartbeatResponse(1, 1, t)),
         ("wrong_destination", AppendResponse(2, 3, t, True, 4)),
         ("invalid_message", AppendResponse(2, 1, t, False, -1, 1, 1)),
         ("invalid_message", AppendResponse(2, 1, t, False, 2, -1, 1)),

@@ -7,7 +7,8 @@ Commands (ids are node ids; ``k=v`` options are optional):
 
 - ``add-nodes N [prevote=true] [check-quorum=true] [election=10] [heartbeat=1]
   [inflight=256] [max-bytes=N] [forward=false] [lease=false] [lease-drift=2]
-  [seed=0]``: start a cluster
+  [promote-lag=1000] [seed=0]``: start a cluster; ``join ID`` starts a new,
+  empty node that knows no membership (to be added with ``conf-change``)
 - ``campaign ID``; ``elect ID`` (campaign and stabilize quietly)
 - ``propose ID DATA``; ``propose-batch ID DATA...``
 - ``tick ID [N]``; ``tick-election ID...`` (enough ticks to time out for sure);
@@ -41,6 +42,7 @@ _OPTION_NAMES = {
     "forward": ("forward_proposals", "bool"),
     "lease": ("lease_reads", "bool"),
     "lease-drift": ("lease_drift_ticks", "int"),
+    "promote-lag": ("promote_max_lag_entries", "int"),
 }
 
 
@@ -78,6 +80,11 @@ class Interaction:
             field, kind = _OPTION_NAMES[key]
             overrides[field] = value == "true" if kind == "bool" else int(value)
         self._cluster = MemoryCluster(n, seed=seed, config_overrides=overrides)
+        return []
+
+    def cmd_join(self, args: list[str]) -> list[str]:
+        """join ID: start a new, empty node ID that knows no membership yet."""
+        self.c.join(int(args[0]))
         return []
 
     # -- input -------------------------------------------------------------

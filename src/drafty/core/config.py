@@ -24,7 +24,14 @@ from .types import NodeId
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """Settings of one node. ``voters`` lists every voting member, self included."""
+    """Settings of one node.
+
+    ``voters`` seeds a brand-new cluster: every voting member, self included.
+    Once the log or a snapshot holds a membership, that wins (see
+    :mod:`drafty.core.reconfig`). Empty ``voters`` start a node that *joins*
+    an existing cluster: it knows no membership until a leader that added it
+    reaches it, and it never campaigns before that.
+    """
 
     id: NodeId
     voters: tuple[NodeId, ...]
@@ -47,6 +54,9 @@ class Config:
     lease_reads: bool = False
     """A leader answers reads at once while its lease lasts (requires check_quorum;
     see :mod:`drafty.core.readonly` for the clock assumption)."""
+    promote_max_lag_entries: int = 1000
+    """A learner is promoted to voter only once its match index is within this
+    many entries of the leader's last index (else the change is refused)."""
     lease_drift_ticks: int = 2
     """Ticks the lease is shortened by for clock drift: it stays safe while no
     voter's clock runs faster than the leader's by more than
@@ -60,13 +70,13 @@ class Config:
 
     def __post_init__(self) -> None:
         _positive_int("id", self.id)
-        if not isinstance(self.voters, tuple) or not self.voters:
-            raise ConfigError("voters: must be a non-empty tuple of node ids")
+        if not isinstance(self.voters, tuple):
+            raise ConfigError("voters: must be a tuple of node ids (empty: join a cluster)")
         for v in self.voters:
             _positive_int("voters entry", v)
         if len(set(self.voters)) != len(self.voters):
             raise ConfigError(f"voters: duplicate node id in {self.voters}")
-        if self.id not in self.voters:
+        if self.voters and self.id not in self.voters:
             raise ConfigError(f"id: node {self.id} is not among voters {self.voters}")
         _positive_int("heartbeat_ticks", self.heartbeat_ticks)
         _positive_int("election_ticks", self.election_ticks)
@@ -79,6 +89,12 @@ class Config:
         _positive_int("max_inflight", self.max_inflight)
         _positive_int("max_msg_bytes", self.max_msg_bytes)
         _positive_int("max_pending_reads", self.max_pending_reads)
+        if isinstance(self.promote_max_lag_entries, bool) or not isinstance(
+            self.promote_max_lag_entries, int
+        ):
+            raise ConfigError("promote_max_lag_entries: must be an integer")
+        if self.promote_max_lag_entries < 0:
+            raise ConfigError("promote_max_lag_entries: must not be negative")
         for name in ("prevote", "check_quorum", "forward_proposals", "lease_reads"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: must be True or False")

@@ -11,6 +11,7 @@ their kind and data (``2/5 EntryNormal "x=1"``), messages as
 
 from __future__ import annotations
 
+from . import membership
 from .messages import (
     AppendEntries,
     AppendResponse,
@@ -35,6 +36,14 @@ from .types import Entry, EntryKind, HardState, SnapshotMeta
 def entry(e: Entry) -> str:
     if e.kind is EntryKind.NOOP:
         return f"{e.term}/{e.index} NoOp"
+    if e.kind is EntryKind.CONFIG:
+        try:
+            m = membership.decode(e.data)
+        except membership.MembershipDecodeError:
+            return f"{e.term}/{e.index} Config(invalid) {_data(e.data)}"
+        context = membership.decode_context(e.data)
+        tail = f" context={_data(context)}" if context else ""
+        return f"{e.term}/{e.index} Config({m.describe()}){tail}"
     return f"{e.term}/{e.index} {_data(e.data)}"
 
 
@@ -143,6 +152,12 @@ def status(st: Status) -> list[str]:
         f"Commit:{st.commit} Applied:{st.applied} Last:{st.last_index}"
         + (f" Transferring:{st.transferee}" if st.transferee else "")
     ]
+    if st.membership_index:  # changed since the seed: say how it stands
+        state = "committed" if st.membership_committed else "pending"
+        removed = " (removed)" if st.removed else ""
+        lines.append(
+            f"  members {st.membership.describe()} at {st.membership_index} {state}{removed}"
+        )
     for p, f in sorted(st.followers.items()):
         lines.append(f"  {p}: {f.state} match={f.match} next={f.next} inflight={f.inflight}")
     return lines

@@ -30,12 +30,15 @@ non-learner, changing anything during a joint membership).
 
 Invariants
 ----------
-- ``voters`` is never empty, every tuple is sorted without repeats, and
-  learners are disjoint from the voters of both halves.
+- Every tuple is sorted without repeats, and learners are disjoint from the
+  voters of both halves. ``voters`` is empty only on a node that joined an
+  existing cluster and has not yet received its membership (:data:`UNKNOWN`);
+  a configuration entry, a snapshot and :func:`plan` always name a voter.
 - A joint membership has ``outgoing != voters``; a non-joint one has
   ``outgoing == ()``.
 - The entry encoding round-trips exactly: :func:`decode` of :func:`encode`
-  gives back an equal membership, and anything else raises.
+  gives back an equal membership (and :func:`decode_context` the context),
+  and anything else raises.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ from .types import NodeId, SnapshotMeta
 
 MAX_MEMBERS = 1024
 """Most ids a membership may name (a bound on what a decoded entry may hold)."""
+MAX_CONTEXT_BYTES = 1 << 16
+"""Largest context (the application's note, say the new members' addresses)
+one configuration entry may carry."""
 
 
 class ConfChangeError(ProposalRefused):
@@ -80,11 +86,11 @@ class Membership:
                 raise ValueError(f"membership {name} must be a sorted tuple of distinct ids")
             if any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in ids):
                 raise ValueError(f"membership {name} must hold positive node ids")
-        if not self.voters:
-            raise ValueError("a membership needs at least one voter")
         if set(self.learners) & (set(self.voters) | set(self.outgoing)):
             raise ValueError("a learner cannot also be a voter")
-        if self.outgoing == self.voters:
+        if not self.voters and (self.learners or self.outgoing):
+            raise ValueError("a membership with learners or outgoing voters needs voters")
+        if self.outgoing and self.outgoing == self.voters:
             raise ValueError("a joint membership must change the voters")
         if len(self.members) > MAX_MEMBERS:
             raise ValueError(f"a membership names at most {MAX_MEMBERS} nodes")
@@ -117,6 +123,11 @@ class Membership:
     def members(self) -> frozenset[NodeId]:
         """Everyone the leader replicates to: voters of both halves and learners."""
         return self.all_voters | frozenset(self.learners)
+
+    @property
+    def known(self) -> bool:
+        """False only for :data:`UNKNOWN` (a joining node that has not heard yet)."""
+        return bool(self.voters)
 
     def is_voter(self, node: NodeId) -> bool:
         return node in self.voters or node in self.outgoing
@@ -152,6 +163,8 @@ class Membership:
         )
 
     def describe(self) -> str:
+        if not self.known:
+            return "unknown (joining: waiting for a leader)"
         text = "voters=" + ",".join(map(str, self.voters))
         if self.outgoing:
             text += " outgoing=" + ",".join(map(str, self.outgoing))
@@ -172,6 +185,9 @@ class ConfChange:
     """Learners that become voters (joint change)."""
     remove: tuple[NodeId, ...] = ()
     """Voters or learners that leave."""
+    context: bytes = b""
+    """Opaque to the core, carried in the entry (see :func:`decode_context`);
+    drafty's node layer puts the new members' addresses here."""
 
     def ids(self) -> list[NodeId]:
         return [*self.add_voters, *self.add_learners, *self.promote, *self.remove]
@@ -185,6 +201,10 @@ def plan(current: Membership, change: ConfChange) -> Membership:
     effect at once.
     """
     ids = change.ids()
+    if not isinstance(change.context, bytes) or len(change.context) > MAX_CONTEXT_BYTES:
+        raise ConfChangeError(f"the change's context must be bytes, at most {MAX_CONTEXT_BYTES}")
+    if not current.known:
+        raise ConfChangeError("this node does not know the cluster's membership yet")
     if not ids:
         raise ConfChangeError("the change is empty")
     if len(ids) != len(set(ids)):
@@ -215,6 +235,12 @@ def plan(current: Membership, change: ConfChange) -> Membership:
     return Membership.of(voters, learners, current.voters)
 
 
+UNKNOWN = Membership(())
+"""The membership of a node that joined an existing cluster and has not yet
+received a configuration entry or snapshot: it knows no voters, so it never
+campaigns and waits for a leader to reach it."""
+
+
 def leave_joint(current: Membership) -> Membership:
     """The membership that ends the joint change ``current`` (same voters and learners)."""
     if not current.joint:
@@ -228,28 +254,43 @@ _HEAD = struct.Struct(">BHHH")
 _VERSION = 1
 
 
-def encode(m: Membership) -> bytes:
-    """A configuration entry's payload: version, three counts, then the ids."""
+def encode(m: Membership, context: bytes = b"") -> bytes:
+    """A configuration entry's payload: version, three counts, the ids, then
+    the application's context (possibly empty) to the end."""
     ids = (*m.voters, *m.learners, *m.outgoing)
     head = _HEAD.pack(_VERSION, len(m.voters), len(m.learners), len(m.outgoing))
-    return head + struct.pack(f">{len(ids)}Q", *ids)
+    return head + struct.pack(f">{len(ids)}Q", *ids) + context
 
 
-def decode(data: bytes) -> Membership:
-    """The membership in a configuration entry; :class:`MembershipDecodeError` if malformed."""
+def _split(data: bytes) -> tuple[Membership, int]:
     if len(data) < _HEAD.size:
         raise MembershipDecodeError("configuration entry too short")
     version, nv, nl, no = _HEAD.unpack_from(data)
     if version != _VERSION:
         raise MembershipDecodeError(f"unknown configuration entry version {version}")
     n = nv + nl + no
-    if n > MAX_MEMBERS or len(data) != _HEAD.size + 8 * n:
+    end = _HEAD.size + 8 * n
+    if n > MAX_MEMBERS or len(data) < end:
         raise MembershipDecodeError("configuration entry length does not match its counts")
+    if len(data) - end > MAX_CONTEXT_BYTES:
+        raise MembershipDecodeError("configuration entry context too large")
+    if nv == 0:
+        raise MembershipDecodeError("configuration entry names no voter")
     ids = struct.unpack_from(f">{n}Q", data, _HEAD.size)
     try:
-        return Membership(ids[:nv], ids[nv : nv + nl], ids[nv + nl :])
+        return Membership(ids[:nv], ids[nv : nv + nl], ids[nv + nl :]), end
     except ValueError as e:
         raise MembershipDecodeError(f"invalid membership: {e}") from None
+
+
+def decode(data: bytes) -> Membership:
+    """The membership in a configuration entry; :class:`MembershipDecodeError` if malformed."""
+    return _split(data)[0]
+
+
+def decode_context(data: bytes) -> bytes:
+    """The application's context in a configuration entry (after the membership)."""
+    return data[_split(data)[1] :]
 
 
 @dataclass(slots=True)
@@ -288,6 +329,10 @@ class MembershipLog:
         """The log before ``index`` was compacted: fold older changes into the base."""
         while self.changes and self.changes[0][0] <= index:
             self.base_index, self.base = self.changes.pop(0)
+
+    def since(self, index: int) -> list[Membership]:
+        """The membership in effect at ``index`` and every later one held."""
+        return [self.at(index), *(m for i, m in self.changes if i > index)]
 
     def at(self, index: int) -> Membership:
         """The membership in effect at ``index`` (for a snapshot taken there)."""

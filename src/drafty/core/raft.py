@@ -284,7 +284,7 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
 
     def step(self, m: Message) -> None:
         """Handle one message from a peer; bad input is dropped and counted."""
-        reason = drop_reason(m, self.id, self.peers)
+        reason = drop_reason(m, self.id)
         if reason is not None:
             self.counters[reason] += 1
             return
@@ -337,12 +337,22 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
             if m.pre != (self.role is Role.PRE_CANDIDATE):
                 self.counters["stale_vote_response"] += 1
                 return
+            if not self.membership.is_voter(m.src):
+                self.counters["not_a_member"] += 1
+                return
             self.votes.setdefault(m.src, m.granted)
             self._tally()
         else:
             self.counters["unexpected_message"] += 1
 
     def _step_follower(self, m: Message) -> None:
+        if isinstance(m, (AppendEntries, Heartbeat, InstallSnapshot)) and self.leader not in (
+            NONE,
+            m.src,
+        ):
+            # Two leaders in one term would break election safety: refuse.
+            self.counters["second_leader_in_term"] += 1
+            return
         if isinstance(m, AppendEntries):
             self.leader = m.src
             self.election_elapsed = 0
@@ -409,6 +419,12 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
         )
 
     def _step_leader(self, m: Message) -> None:
+        if (
+            isinstance(m, (AppendResponse, HeartbeatResponse, Propose, ReadIndexRequest))
+            and m.src not in self.progress
+        ):
+            self.counters["not_a_member"] += 1  # removed, or a stranger
+            return
         if isinstance(m, AppendResponse):
             self._handle_append_response(m)
         elif isinstance(m, HeartbeatResponse):

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from .config import Config
 from .errors import CoreMisuse, StateError
 from .log import RaftLog
-from .membership import ConfChange
+from .membership import UNKNOWN, ConfChange, Membership
 from .messages import Message
 from .progress import Progress
 from .raft import Raft
@@ -76,6 +76,17 @@ class Status:
     counters: dict[str, int] = field(default_factory=dict)
     transferee: NodeId = NONE
     """The voter a leadership transfer in progress hands over to (NONE: none)."""
+    membership: Membership = UNKNOWN
+    """The membership in effect on this node (the last configuration entry held)."""
+    membership_index: int = 0
+    """The index of the entry (or snapshot) that membership comes from."""
+    membership_committed: bool = True
+    """Whether that entry is known committed (a change is in progress if not)."""
+
+    @property
+    def removed(self) -> bool:
+        """Whether this node knows it is no longer a member of its cluster."""
+        return self.membership.known and self.id not in self.membership.members
 
 
 class RawNode:
@@ -103,8 +114,8 @@ class RawNode:
         """
         if not isinstance(rng, random.Random):
             raise CoreMisuse("rng must be a random.Random instance (seed it for determinism)")
-        if hard_state.vote != NONE and hard_state.vote not in config.voters:
-            raise StateError(f"hard state votes for node {hard_state.vote}, not a voter")
+        if hard_state.vote < 0 or hard_state.term < 0:
+            raise StateError(f"hard state {hard_state} holds a negative term or vote")
         floor = max(offset, snapshot.index if snapshot is not None else 0)
         if floor > hard_state.commit:
             # Only committed entries are ever compacted or snapshotted, but a
@@ -318,6 +329,9 @@ class RawNode:
             followers={p: _follower_status(pr) for p, pr in r.progress.items()},
             transferee=r.transferee,
             counters=dict(r.counters),
+            membership=r.membership,
+            membership_index=r.members.last_change_index,
+            membership_committed=r.members.last_change_index <= log.committed,
         )
 
 

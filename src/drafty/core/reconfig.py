@@ -81,12 +81,22 @@ class Reconfiguration:
         if self.log.term(self.log.committed) != self.term:
             raise ConfChangeError("the new leader has not committed an entry of its term yet")
         target = plan(self.membership, change)
-        self._append_config(target)
+        last = self.log.last_index()
+        for learner in change.promote:
+            match = self.progress[learner].match
+            if last - match > self.cfg.promote_max_lag_entries:
+                raise ConfChangeError(
+                    f"learner {learner} has not caught up: it holds the log to {match}, "
+                    f"the leader to {last} (promotion needs it within "
+                    f"{self.cfg.promote_max_lag_entries} entries); retry once it has"
+                )
+        self._append_config(target, change.context)
         return self.log.last_index()
 
-    def _append_config(self, target: Membership) -> None:
+    def _append_config(self, target: Membership, context: bytes = b"") -> None:
         index = self.log.last_index() + 1
-        self._append_local([Entry(index, self.term, EntryKind.CONFIG, encode(target))])
+        data = encode(target, context)
+        self._append_local([Entry(index, self.term, EntryKind.CONFIG, data)])
         self.counters["membership_changes_proposed"] += 1
 
     # -- keeping the membership in line with the log ------------------------------------
@@ -111,10 +121,15 @@ class Reconfiguration:
 
     def _members_changed(self) -> None:
         m = self.members.current
-        if m == self.membership:
+        # A member that an uncommitted entry removed still gets the log until
+        # that entry commits: so it learns of its removal (and stays quiet),
+        # and a truncation that brings it back finds it up to date.
+        reach = frozenset().union(*(x.members for x in self.members.since(self.log.committed)))
+        peers = tuple(sorted(reach - {self.id}))
+        if m == self.membership and peers == self.peers:
             return
         self.membership = m
-        self.peers = tuple(sorted(m.members - {self.id}))
+        self.peers = peers
         if self.role is Role.LEADER:
             nxt = self.log.last_index() + 1
             for p in self.peers:
@@ -128,6 +143,7 @@ class Reconfiguration:
         and step down once a removal of this leader committed."""
         if self.members.last_change_index > self.log.committed:
             return
+        self._members_changed()  # stop replicating to members whose removal committed
         m = self.membership
         if m.joint:
             self._append_config(leave_joint(m))

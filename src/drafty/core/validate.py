@@ -1,10 +1,13 @@
 """The first gate of every message: what the core drops before it touches any state.
 
-A message from the network may be addressed elsewhere, come from a stranger,
-or be internally impossible (an entry out of sequence, a term below its own
+A message from the network may be addressed elsewhere, claim an impossible
+sender, or be internally impossible (an entry out of sequence, a term below its own
 entries', a snapshot of no voters). :func:`drop_reason` names the reason; the
 core counts it under that name and never raises (bad remote input never
-crashes a node). Transfer messages belong to the node layer
+crashes a node). A sender outside this node's membership is *not* dropped
+here: a node that has not yet heard of a membership change must still follow
+a leader the change added; the handlers that need a member (a leader's
+answers from followers, votes) check it themselves. Transfer messages belong to the node layer
 (:mod:`drafty.node.transfer`) and never reach the core.
 """
 
@@ -23,14 +26,14 @@ from .messages import (
 from .types import NodeId
 
 
-def drop_reason(m: Message, me: NodeId, peers: tuple[NodeId, ...]) -> str | None:
+def drop_reason(m: Message, me: NodeId) -> str | None:
     """Why a message must be dropped before it touches any state, or None."""
     if isinstance(m, (SnapshotChunk, SnapshotAck)):
         return "transfer_message_in_core"  # the node layer's (drafty.node.transfer)
     if m.dst != me:
         return "wrong_destination"
-    if m.src not in peers:
-        return "unknown_peer"
+    if m.src < 1 or m.src == me:
+        return "bad_sender"
     if m.term < 0:
         return "invalid_message"
     if isinstance(m, AppendEntries):

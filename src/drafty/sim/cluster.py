@@ -95,12 +95,27 @@ class MemoryCluster:
         self.inbox: dict[NodeId, list[Message]] = {i: [] for i in self.ids}
         self.cut: set[tuple[NodeId, NodeId]] = set()
         """Directed links (src, dst) on which messages are dropped."""
+        self.seed_voters = self.ids
+        """The membership the first nodes start from; joiners start from none."""
+        self.joined: set[NodeId] = set()
         for i in self.ids:
             disk = MemoryDisk()
             self.nodes[i] = SimNode(i, self._make_raw(i, disk, 0), disk)
 
     def config(self, node: NodeId) -> Config:
-        return Config(id=node, voters=self.ids, **self.overrides)  # type: ignore[arg-type]
+        voters = () if node in self.joined else self.seed_voters
+        return Config(id=node, voters=voters, **self.overrides)  # type: ignore[arg-type]
+
+    def join(self, node: NodeId) -> None:
+        """Start a new, empty node that knows no membership: it waits for a
+        leader that added it (``conf-change``) to reach it."""
+        if node in self.nodes:
+            raise ValueError(f"node {node} already exists")
+        self.joined.add(node)
+        self.ids = (*self.ids, node)
+        self.inbox[node] = []
+        disk = MemoryDisk()
+        self.nodes[node] = SimNode(node, self._make_raw(node, disk, 0), disk)
 
     def _make_raw(self, node: NodeId, disk: MemoryDisk, restarts: int) -> RawNode:
         rng = random.Random(f"{self.seed}/{node}/{restarts}")
@@ -152,7 +167,7 @@ class MemoryCluster:
 
     def send(self, msgs: Iterable[Message]) -> None:
         for m in msgs:
-            if (m.src, m.dst) not in self.cut:
+            if m.dst in self.inbox and (m.src, m.dst) not in self.cut:
                 self.inbox[m.dst].append(m)
 
     def deliver(self, node: NodeId) -> list[Message]:
