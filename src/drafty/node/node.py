@@ -75,7 +75,7 @@ Invariants
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..core import (
@@ -103,6 +103,7 @@ from .apply import execute, outcome
 from .clock import Instant, LeaderClock
 from .dedupe import Admission, DuplicateFilter
 from .envelope import Envelope, EnvelopeError, Kind, pack, unpack
+from .members import AddressBook, MemberAddress, MemberChanges
 from .ports import FinishReceive, Job, SaveSnapshot, SnapshotFiles
 from .reads import Reads
 from .requests import Reply, Waiting
@@ -112,7 +113,7 @@ from .ticks import TickClock
 from .transfer import Installable, Transfers
 
 
-class Node(Snapshotting):
+class Node(Snapshotting, MemberChanges):
     """One Raft member's logic, without I/O; see the module docstring."""
 
     def __init__(
@@ -126,9 +127,11 @@ class Node(Snapshotting):
         observer: Observer | None = None,
         snapshot: bytes | memoryview | None = None,
         files: SnapshotFiles | None = None,
+        addresses: Mapping[NodeId, MemberAddress] | None = None,
     ) -> None:
         """``snapshot``: the payload of ``raw``'s snapshot to start from;
-        ``files``: where snapshots live (None: this node takes and sends none)."""
+        ``files``: where snapshots live (None: this node takes and sends none);
+        ``addresses``: the seed address book (:mod:`drafty.node.members`)."""
         if incarnation < 1:
             raise ValueError("incarnation must be a positive integer")
         self.raw = raw
@@ -178,11 +181,15 @@ class Node(Snapshotting):
         self._saving: tuple[SaveSnapshot, SnapshotView | None] | None = None
         self._save_after_ms = 0
         self._installing: Installable | None = None
+        self.addresses = AddressBook(addresses)
+        """How to reach each member; grows with configuration entries."""
+        self._changes: set[int] = set()
         if snapshot is not None:
             if snap is None or raw.raft.log.applied != snap.index:
                 raise CoreMisuse("a snapshot payload needs the core started at its snapshot")
             self._restore(snapshot)
             self.observer.on_restored(self, snap)
+        self._learn_addresses(raw.raft.log.entries)
 
     # -- facts -----------------------------------------------------------------
 
@@ -492,6 +499,7 @@ class Node(Snapshotting):
             self._write_seq += 1
             self._writes.append(DiskWrite(self._write_seq, rd.entries, rd.hard_state, compact))
         seq = self._write_seq
+        self._learn_addresses(rd.entries)  # before this Ready's messages leave
         raw.advance(rd)
         self._send(rd.messages)
         if seq <= self._synced and not self._persisting:
@@ -538,6 +546,12 @@ class Node(Snapshotting):
                 if pending:
                     pending.refuse_older_than(e.term, self.raw.raft.leader)
             waiting = pending.take_at(e.index)
+            if (
+                waiting is not None
+                and e.kind is EntryKind.CONFIG
+                and self._config_applied(e, waiting)
+            ):
+                waiting = None
             env: Envelope | None = None
             verdict = Verdict.NOOP
             if e.kind is EntryKind.NORMAL:

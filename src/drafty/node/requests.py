@@ -71,6 +71,10 @@ class Waiting:
         if index is not None:
             self._at[index] = rid
 
+    def term_of(self, rid: int) -> int | None:
+        """The term request ``rid`` was proposed in, if it still waits."""
+        return self._term.get(rid)
+
     def take_at(self, index: int) -> int | None:
         """The request this node appended at ``index``, if it still waits on it."""
         return self._at.pop(index, None) if self._at else None

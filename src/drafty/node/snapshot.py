@@ -14,12 +14,16 @@ simulator's oracle checks across snapshots.
 The payload is a head and the state machine's bytes::
 
     u32 big-endian: length of the head
-    head: msgpack [version, log time ms, sessions, filter term, filter records]
+    head: msgpack [version, log time ms, sessions, filter term, filter records,
+                   addresses]
     the state machine's bytes (its snapshot, or its view's chunks joined)
 
     sessions: [[client, seq, last seen ms, reply], ...] least recently used first
     reply:    [0, result bytes] | [1, state machine error text] | [2] (none yet)
     records:  [[origin, incarnation, highest request], ...]
+    addresses: [[id, peer address, client address], ...]  (the members'
+              address book, :mod:`drafty.node.members`; version 3 on,
+              a version 2 payload has none)
 
 Results are the state machine's own values, so the state machine encodes
 them: ``encode_result(value) -> bytes`` and ``decode_result(bytes) -> value``
@@ -46,12 +50,14 @@ from typing import Any, Final
 
 import msgpack
 
-from ..core import DraftyError
+from ..core import DraftyError, NodeId
 from .api import StateMachine, StateMachineError, StreamingStateMachine
 from .dedupe import DuplicateFilter
+from .members import AddressError, MemberAddress, from_rows
 from .sessions import Session, SessionTable
 
-SNAPSHOT_VERSION: Final = 2
+SNAPSHOT_VERSION: Final = 3
+_READABLE_VERSIONS: Final = (2, 3)
 _HEAD_LEN: Final = struct.Struct(">I")
 _NO_REPLY: Final = [2]
 
@@ -60,8 +66,14 @@ class SnapshotError(DraftyError):
     """A snapshot payload cannot be made (unencodable result) or read (malformed)."""
 
 
-def encode_head(machine: StateMachine, sessions: SessionTable, dedupe: DuplicateFilter) -> bytes:
-    """The node layer's part of a snapshot of this node now, length-prefixed."""
+def encode_head(
+    machine: StateMachine,
+    sessions: SessionTable,
+    dedupe: DuplicateFilter,
+    addresses: list[list[object]] | None = None,
+) -> bytes:
+    """The node layer's part of a snapshot of this node now, length-prefixed
+    (``addresses``: the rows of :meth:`drafty.node.members.AddressBook.rows`)."""
     enc = getattr(machine, "encode_result", None)
     rows = []
     for client, s in sessions.items():
@@ -73,6 +85,7 @@ def encode_head(machine: StateMachine, sessions: SessionTable, dedupe: Duplicate
         rows,
         term,
         [[o, inc, req] for o, (inc, req) in sorted(records.items())],
+        addresses or [],
     ]
     try:
         head: bytes = msgpack.packb(body, use_bin_type=True)
@@ -90,9 +103,14 @@ def chunks(head: bytes, machine_chunks: Iterable[bytes]) -> Iterator[bytes]:
         yield c
 
 
-def encode(machine: StateMachine, sessions: SessionTable, dedupe: DuplicateFilter) -> bytes:
+def encode(
+    machine: StateMachine,
+    sessions: SessionTable,
+    dedupe: DuplicateFilter,
+    addresses: list[list[object]] | None = None,
+) -> bytes:
     """The whole payload of a snapshot of this node now, on the caller's thread."""
-    head = encode_head(machine, sessions, dedupe)
+    head = encode_head(machine, sessions, dedupe, addresses)
     return b"".join(chunks(head, (machine.snapshot(),)))
 
 
@@ -121,8 +139,9 @@ def decode(
     machine: StateMachine,
     sessions: SessionTable,
     dedupe: DuplicateFilter,
-) -> None:
-    """Restore ``machine``, ``sessions`` and ``dedupe`` from a snapshot payload.
+) -> dict[NodeId, MemberAddress]:
+    """Restore ``machine``, ``sessions`` and ``dedupe`` from a snapshot payload;
+    the members' addresses it holds.
 
     Everything is checked before anything changes, except the state machine's
     own bytes, which its ``restore`` checks (a ValueError from it is turned
@@ -140,10 +159,17 @@ def decode(
         )
     except Exception as e:
         raise SnapshotError(f"snapshot payload head is not msgpack: {e}") from None
-    if type(body) is not list or len(body) != 5 or body[0] != SNAPSHOT_VERSION:
-        raise SnapshotError(f"not a version {SNAPSHOT_VERSION} snapshot payload")
-    _, now, rows, term, records = body
-    if type(rows) is not list or type(records) is not list:
+    if (
+        type(body) is not list
+        or not body
+        or body[0] not in _READABLE_VERSIONS
+        or len(body) != (5 if body[0] == 2 else 6)
+    ):
+        raise SnapshotError(f"not a version {_READABLE_VERSIONS} snapshot payload")
+    if body[0] == 2:
+        body.append([])
+    _, now, rows, term, records, addresses = body
+    if type(rows) is not list or type(records) is not list or type(addresses) is not list:
         raise SnapshotError("snapshot payload fields have the wrong types")
     _nat(now, "log time")
     _nat(term, "filter term")
@@ -161,6 +187,10 @@ def decode(
             raise SnapshotError("malformed filter record")
         origin, inc, req = (_nat(x, "filter record") for x in rec)
         seen[origin] = (inc, req)
+    try:
+        book = from_rows(addresses)
+    except AddressError as e:
+        raise SnapshotError(f"malformed address book: {e}") from None
     rest = view[_HEAD_LEN.size + n :]
     try:
         if isinstance(machine, StreamingStateMachine):
@@ -171,6 +201,7 @@ def decode(
         raise SnapshotError(f"the state machine refused the snapshot: {e}") from None
     sessions.load(now, loaded)
     dedupe.load(term, seen)
+    return book
 
 
 def _reply_in(v: Any, dec: Any) -> Any:

@@ -16,6 +16,7 @@ from .actions import DiskWrite, NodeOptions, Observer
 from .api import SnapshotView, StateMachine, StreamingStateMachine
 from .clock import Instant, LeaderClock
 from .dedupe import DuplicateFilter
+from .members import AddressBook
 from .ports import Job, SaveSnapshot, SnapshotFiles
 from .requests import Waiting
 from .sessions import SessionTable
@@ -38,6 +39,7 @@ class Snapshotting:
     filter: DuplicateFilter
     clock: LeaderClock
     waiting: Waiting
+    addresses: AddressBook
     transfers: Transfers | None
     applied: int
     applied_term: int
@@ -59,7 +61,9 @@ class Snapshotting:
         """A snapshot of the state applied so far, its description and whole
         payload, made on the caller's thread (for tests and tools; a running
         node takes snapshots with jobs)."""
-        payload = snapshot_payload.encode(self.machine, self.sessions, self.filter)
+        payload = snapshot_payload.encode(
+            self.machine, self.sessions, self.filter, self.addresses.rows()
+        )
         return self._meta_now(), payload
 
     def _meta_now(self) -> SnapshotMeta:
@@ -70,7 +74,8 @@ class Snapshotting:
 
     def _restore(self, payload: bytes | memoryview) -> None:
         """Take the state of a snapshot's payload (the core is already past it)."""
-        snapshot_payload.decode(payload, self.machine, self.sessions, self.filter)
+        book = snapshot_payload.decode(payload, self.machine, self.sessions, self.filter)
+        self.addresses.update(book)
         # Restored log time may be this node's own reading: it lends no lead.
         self.clock.observe(self.id, self.sessions.now, self._now.mono_ms)
         self._applied_bytes = 0
@@ -110,7 +115,9 @@ class Snapshotting:
             return False
         meta = self._meta_now()
         try:
-            head = snapshot_payload.encode_head(self.machine, self.sessions, self.filter)
+            head = snapshot_payload.encode_head(
+                self.machine, self.sessions, self.filter, self.addresses.rows()
+            )
             view: SnapshotView | None = None
             if isinstance(self.machine, StreamingStateMachine):
                 view = self.machine.snapshot_view()

@@ -38,6 +38,15 @@ that reconnects often cannot pile up connections. A message whose ``src``
 is not the peer that said hello is dropped. Garbage, an oversized frame, or
 a wrong hello closes that connection with one log line; it never reaches
 the core, and it never takes the node down.
+
+The peer set changes at run time: membership changes add and remove peers,
+and the driver hands the transport the new set (:meth:`PeerTransport.set_peers`).
+A new peer gets a link; a peer at a new address gets a new link, its old one
+stopped; a removed peer's link is stopped and its inbound connection closed,
+after which messages for it are dropped as for any unknown node and its
+hello is refused. A stopped link's queued messages are dropped and counted
+(Raft retransmits to a peer that is still a member), and its task is
+cancelled and awaited by :meth:`PeerTransport.close` at the latest.
 """
 
 from __future__ import annotations
@@ -240,14 +249,67 @@ class PeerTransport:
         self._inbound: set[asyncio.Task[None]] = set()
         self._inbound_from: dict[NodeId, asyncio.StreamWriter] = {}
         """The one live inbound connection of each peer that has said hello."""
+        self._stopped: set[asyncio.Task[None]] = set()
+        """Tasks of links stopped by :meth:`set_peers` that have not finished yet."""
 
     async def start(self, listen: Address) -> None:
         """Listen for peers on ``listen`` and start connecting out."""
         self._server = await asyncio.start_server(self._accept, *listen)
         for peer, addr in self.peers.items():
-            link = _Link(self, peer, addr)
-            link.task = asyncio.create_task(link.run(), name=link.name)
-            self._links[peer] = link
+            self._start_link(peer, addr)
+
+    def set_peers(self, peers: dict[NodeId, Address]) -> None:
+        """Make ``peers`` the peer set (a membership change); from the event loop.
+
+        Before :meth:`start` this only replaces :attr:`peers`. After it, a new
+        peer gets a link, a peer at a new address a new link (the old one is
+        stopped), and a peer no longer in the set loses its link and its
+        inbound connection; a stopped link's queued messages are dropped.
+        """
+        if self.node_id in peers:
+            raise ValueError(f"node {self.node_id} cannot be its own peer")
+        new = dict(peers)
+        if self._server is None or self.closed:
+            self.peers = new
+            return
+        for peer, addr in self.peers.items():
+            if peer in new:
+                continue
+            log.info("node %d: peer node %d at %s:%d removed", self.node_id, peer, *addr)
+            self._stop_link(peer)
+            inbound = self._inbound_from.pop(peer, None)
+            if inbound is not None:
+                inbound.close()
+        for peer, addr in new.items():
+            old = self.peers.get(peer)
+            if old == addr:
+                continue
+            if old is None:
+                log.info("node %d: peer node %d added at %s:%d", self.node_id, peer, *addr)
+            else:
+                log.info("node %d: peer node %d moved from %s:%d to %s:%d", self.node_id, peer,
+                         *old, *addr)  # fmt: skip
+                self._stop_link(peer)
+            self._start_link(peer, addr)
+        self.peers = new
+
+    def _start_link(self, peer: NodeId, addr: Address) -> None:
+        link = _Link(self, peer, addr)
+        link.task = asyncio.create_task(link.run(), name=link.name)
+        self._links[peer] = link
+
+    def _stop_link(self, peer: NodeId) -> None:
+        """Cancel a peer's link, dropping (and counting) what it still had queued."""
+        link = self._links.pop(peer, None)
+        if link is None:
+            return
+        if link.queue:
+            self.stats["dropped_peer_changed"] += len(link.queue)
+            link.queue.clear()
+        if link.task is not None and not link.task.done():
+            link.task.cancel()
+            self._stopped.add(link.task)
+            link.task.add_done_callback(self._stopped.discard)
 
     def send(self, msgs: list[Message] | tuple[Message, ...]) -> None:
         """Queue messages; each peer's share leaves in one frame, soon."""
@@ -270,7 +332,8 @@ class PeerTransport:
         self.closed = True
         if self._server is not None:
             self._server.close()
-        tasks = [lk.task for lk in self._links.values() if lk.task] + list(self._inbound)
+        tasks = [lk.task for lk in self._links.values() if lk.task]
+        tasks += [*self._stopped, *self._inbound]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -326,6 +389,8 @@ class PeerTransport:
                         older.close()
                     self._inbound_from[peer] = writer
                     continue
+                if self._inbound_from.get(peer) is not writer:
+                    return  # superseded, or the peer was removed: closed already
                 if isinstance(body, Hello):
                     raise DecodeError("second hello on one connection")
                 good = [m for m in body if m.src == peer]
