@@ -48,6 +48,31 @@ def test_wrong_cluster_or_node_is_refused(tmp_path: Path, cluster: str, node: in
     assert info.value.path == tmp_path / META_NAME
 
 
+def test_the_seed_membership_is_recorded_once_at_creation(tmp_path: Path) -> None:
+    with open_node(tmp_path / "a", seed_voters=(1, 2, 3)) as st:
+        assert st.meta.seed_voters == (1, 2, 3)
+    # A later cluster.toml (another seed asked for) cannot change it.
+    with open_node(tmp_path / "a", seed_voters=(1, 2, 3, 4, 5)) as st:
+        assert st.meta.seed_voters == (1, 2, 3)
+    with open_node(tmp_path / "b", seed_voters=()) as st:  # a node that joined
+        assert st.meta.seed_voters == ()
+    with open_node(tmp_path / "b", seed_voters=(1, 2)) as st:
+        assert st.meta.seed_voters == ()
+    open_node(tmp_path / "c").close()  # a directory from before: nothing recorded
+    assert "seed_voters" not in json.loads((tmp_path / "c" / META_NAME).read_text())
+    with open_node(tmp_path / "c", seed_voters=(1,)) as st:
+        assert st.meta.seed_voters is None
+
+
+def test_a_malformed_seed_is_corruption(tmp_path: Path) -> None:
+    from drafty.storage.meta import Meta, write_meta
+
+    open_node(tmp_path, seed_voters=(1,)).close()
+    write_meta(tmp_path, Meta("c1", 1, (0,)))  # a well-formed file with a bad id
+    with pytest.raises(CorruptionError, match="seed_voters"):
+        open_node(tmp_path)
+
+
 def test_damaged_meta_is_corruption(tmp_path: Path) -> None:
     open_node(tmp_path).close()
     meta = tmp_path / META_NAME

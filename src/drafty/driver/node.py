@@ -58,7 +58,6 @@ from typing import Any
 from ..core import NONE, Config, NodeId, NotLeader, RawNode, Role, Status, TransferError
 from ..node import (
     Actions,
-    Instant,
     Job,
     Node,
     NodeOptions,
@@ -70,19 +69,15 @@ from ..node import (
 from ..storage import NodeStorage, WriteAheadLog
 from ..transport.tcp import PeerTransport
 from .files import DiskSnapshotFiles
+from .members import MemberOps, check_recovered, seed_book, seed_voters
 from .memory import keep_big_blocks_mapped, release_freed_memory
-from .settings import KEEP_SNAPSHOTS, LogStatus, NodeSettings, ReadStats, link_limits
+from .settings import KEEP_SNAPSHOTS, LogStatus, NodeSettings, ReadStats, link_limits, now
 from .trace import Tracer
 
 log = logging.getLogger("drafty.driver")
 
 
-def now() -> Instant:
-    """The clocks, read once."""
-    return Instant(int(time.monotonic() * 1000), int(time.time() * 1000))
-
-
-class RaftNode:
+class RaftNode(MemberOps):
     """Runs one Raft member on asyncio: see the module docstring."""
 
     def __init__(self, settings: NodeSettings, machine: StateMachine) -> None:
@@ -96,6 +91,7 @@ class RaftNode:
         self._wal: WriteAheadLog | None = None
         self._node: Node | None = None
         self._transport: PeerTransport | None = None
+        self._book_version = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"fsync-{settings.id}")
         self._job_executor = ThreadPoolExecutor(1, thread_name_prefix=f"snapshot-{settings.id}")
         """Jobs (saving or checking a snapshot) run here, never in the fsync
@@ -129,7 +125,7 @@ class RaftNode:
         hard = wal.hard_state  # RawNode lifts its commit to the snapshot's if need be
         config = Config(
             id=s.id,
-            voters=tuple(sorted(s.peers)),
+            voters=seed_voters(s, storage.meta.seed_voters),
             election_ticks=s.election_ticks,
             heartbeat_ticks=s.heartbeat_ticks,
             forward_proposals=True,
@@ -153,8 +149,9 @@ class RaftNode:
             self._node = Node(
                 raw, self.machine, incarnation=incarnation, now=now(), options=self._options(),
                 observer=tracer, snapshot=snap.data if snap is not None else None,
-                files=DiskSnapshotFiles(storage.snapshots),
+                files=DiskSnapshotFiles(storage.snapshots), addresses=seed_book(s),
             )  # fmt: skip
+            check_recovered(s, self._node.status())
         except BaseException:
             await loop.run_in_executor(self._executor, lambda: storage.close(sync=False))
             raise
@@ -172,11 +169,11 @@ class RaftNode:
             s.id, hard.term, hard.vote, hard.commit,
             wal.first_index, wal.last_index, s.data_dir, incarnation,
         )  # fmt: skip
-        peers = {p: a for p, a in s.peers.items() if p != s.id}
         self._transport = PeerTransport(
-            s.id, s.cluster, peers, self._deliver, rng=self._rng, limits=link_limits(s)
+            s.id, s.cluster, {}, self._deliver, rng=self._rng, limits=link_limits(s)
         )
         await self._transport.start(s.peers[s.id])
+        self._follow_book()  # the seed's peers, and those the log added
         self._spawn(self._ticker(), f"ticker-{s.id}")
         self._kick()
 
@@ -184,8 +181,9 @@ class RaftNode:
         """Open the data directory (blocking); finish a compaction a crash cut short."""
         s = self.settings
         storage = NodeStorage.open(
-            s.data_dir, cluster_id=s.cluster, node_id=s.id, keep_snapshots=KEEP_SNAPSHOTS
-        )
+            s.data_dir, cluster_id=s.cluster, node_id=s.id, keep_snapshots=KEEP_SNAPSHOTS,
+            seed_voters=() if s.join else tuple(sorted(s.peers)),
+        )  # fmt: skip
         try:
             storage.finish_install()
             return storage, storage.next_incarnation(now().wall_ms)
@@ -435,6 +433,7 @@ class RaftNode:
                 return
         if actions.sync:
             self._spawn(self._sync(actions.sync), f"fsync-{self.id}")
+        self._follow_book()  # a member added by these writes is reachable by these messages
         if actions.messages and self._transport is not None:
             self._transport.send(actions.messages)
         if any(w.compact is not None for w in actions.writes) or self._transfer_ended():

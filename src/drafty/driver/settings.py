@@ -6,11 +6,13 @@ loop it is; these are plain values with their units and invariants.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core import NodeId
+from ..node import Instant
 from ..transport.tcp import Address, LinkLimits
 
 
@@ -21,7 +23,8 @@ class NodeSettings:
     id: NodeId
     cluster: str
     peers: dict[NodeId, Address]
-    """Raft address of every voter, this node included."""
+    """Raft address of every member cluster.toml lists, this node included;
+    its ids seed a brand-new cluster's voters (see :mod:`drafty.driver.members`)."""
     data_dir: Path
     tick_ms: int = 50
     election_ticks: int = 10
@@ -30,10 +33,20 @@ class NodeSettings:
     session_ttl_ms: int = 10 * 60 * 1000
     seed: int | None = None
     extra_config: dict[str, Any] = field(default_factory=dict)
+    clients: dict[NodeId, Address] = field(default_factory=dict)
+    """Client (service) address of each member, for the address book (optional)."""
+    join: bool = False
+    """A new data directory joins an existing cluster (no seed voters): the
+    node waits for a leader that added it."""
     node_options: dict[str, Any] = field(default_factory=dict)
     """Further :class:`~drafty.node.NodeOptions` fields (among them the snapshot
     thresholds; ``transfer`` may be a :class:`~drafty.node.TransferLimits` or a
     dict of its fields)."""
+
+
+def now() -> Instant:
+    """The clocks (monotonic and wall), read once: every input to a node carries one."""
+    return Instant(int(time.monotonic() * 1000), int(time.time() * 1000))
 
 
 KEEP_SNAPSHOTS = 2

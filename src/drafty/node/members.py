@@ -69,16 +69,18 @@ class AddressError(DraftyError):
 
 @dataclass(frozen=True, slots=True)
 class MemberAddress:
-    """How to reach one member: its peer (Raft) and client (service) addresses."""
+    """How to reach one member: its peer (Raft) address and its client
+    (service) address, empty when the application serves no clients."""
 
     peer: str
-    client: str
+    client: str = ""
 
     def __post_init__(self) -> None:
         for name in ("peer", "client"):
             v = getattr(self, name)
-            if not isinstance(v, str) or not v or len(v) > MAX_ADDRESS_CHARS:
-                raise AddressError(f"{name} address must be 1..{MAX_ADDRESS_CHARS} characters")
+            if not isinstance(v, str) or len(v) > MAX_ADDRESS_CHARS or not (v or name == "client"):
+                raise AddressError(f"{name} address must be a string of at most "
+                                   f"{MAX_ADDRESS_CHARS} characters (peer: not empty)")  # fmt: skip
 
 
 class AddressBook:

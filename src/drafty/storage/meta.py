@@ -5,7 +5,16 @@ fsync), after the log's first segment exists, so a directory with a meta file
 always has a log. Contents (JSON object)::
 
     {"format": "drafty-storage", "version": 1, "cluster_id": "...",
-     "node_id": 3, "crc32": <zlib.crc32 of the canonical JSON of the other keys>}
+     "node_id": 3, "seed_voters": [1, 2, 3],
+     "crc32": <zlib.crc32 of the canonical JSON of the other keys>}
+
+``seed_voters`` is the membership the node started its log from: the voters
+of cluster.toml when the directory was created, or ``[]`` for a node that
+joined an existing cluster (it learnt its membership from the leader). After
+that the log and snapshots hold the membership; the seed is the base they
+build on, so a cluster.toml edited later cannot change it. Directories made
+before membership changes existed have no ``seed_voters`` (None: the caller
+falls back to cluster.toml, which could not have changed safely before).
 
 Opening a directory whose cluster id or node id differ from the expected ones
 raises :class:`WrongNodeError`: starting node 2 on node 3's data (or on another
@@ -31,6 +40,8 @@ META_VERSION = 1
 class Meta:
     cluster_id: str
     node_id: int
+    seed_voters: tuple[int, ...] | None = None
+    """The membership the log starts from (empty: joined; None: not recorded)."""
 
 
 def _canonical(body: dict[str, object]) -> bytes:
@@ -44,6 +55,8 @@ def write_meta(directory: Path, meta: Meta) -> None:
         "cluster_id": meta.cluster_id,
         "node_id": meta.node_id,
     }
+    if meta.seed_voters is not None:
+        body["seed_voters"] = list(meta.seed_voters)
     body["crc32"] = zlib.crc32(_canonical(body))
     atomic_write(directory / META_NAME, json.dumps(body, indent=1).encode() + b"\n")
 
@@ -67,14 +80,20 @@ def read_meta(directory: Path) -> Meta | None:
         cluster_id, node_id = body["cluster_id"], body["node_id"]
         if not isinstance(cluster_id, str) or not isinstance(node_id, int):
             raise ValueError("cluster_id must be a string and node_id an integer")
+        seed = body.get("seed_voters")
+        if seed is not None and (
+            not isinstance(seed, list)
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in seed)
+        ):
+            raise ValueError("seed_voters must be a list of positive node ids")
     except (ValueError, KeyError) as exc:
         raise CorruptionError(path, 0, f"unreadable meta file: {exc}") from None
-    return Meta(cluster_id, node_id)
+    return Meta(cluster_id, node_id, None if seed is None else tuple(seed))
 
 
 def check_meta(directory: Path, found: Meta, expected: Meta) -> None:
-    """Raise WrongNodeError unless ``found`` is ``expected``."""
-    if found != expected:
+    """Raise WrongNodeError unless ``found`` names the expected cluster and node."""
+    if (found.cluster_id, found.node_id) != (expected.cluster_id, expected.node_id):
         raise WrongNodeError(
             directory / META_NAME,
             f"cluster {expected.cluster_id!r} node {expected.node_id}",

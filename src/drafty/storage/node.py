@@ -74,14 +74,19 @@ class NodeStorage:
         create: bool = True,
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         keep_snapshots: int = 1,
+        seed_voters: tuple[int, ...] | None = None,
     ) -> NodeStorage:
         """Open (or, if ``create``, initialise) the data directory of one node.
+
+        ``seed_voters`` is recorded when the directory is created (see
+        :mod:`drafty.storage.meta`); ``meta`` then holds what the directory
+        records, not what was asked.
 
         Raises WrongNodeError if it belongs to another cluster or node,
         CorruptionError if any part is damaged beyond a crash tail.
         """
         directory = Path(directory)
-        expected = Meta(cluster_id, node_id)
+        expected = Meta(cluster_id, node_id, seed_voters)
         found = read_meta(directory) if directory.is_dir() else None
         if found is None:
             if not create:
@@ -93,6 +98,7 @@ class NodeStorage:
             write_meta(directory, expected)
         else:
             check_meta(directory, found, expected)
+            expected = found
         log = WriteAheadLog.open(directory / WAL_DIR, create=False, segment_size=segment_size)
         try:
             snapshots = SnapshotStore.open(directory / SNAP_DIR, create=True, keep=keep_snapshots)
