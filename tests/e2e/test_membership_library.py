@@ -70,13 +70,13 @@ def test_a_node_joins_is_promoted_and_the_removed_leader_steps_aside(tmp_path: P
         # Every member knows how to reach the new one, and it catches up.
         for n in nodes:
             assert n.addresses()[4].peer == format_address(addr4)
-        m = await _change(nodes + [joiner], ConfChange(promote=(4,)))
+        m = await _change([*nodes, joiner], ConfChange(promote=(4,)))
         assert m == Membership.of([1, 2, 3, 4])
         assert await _submit_retrying(joiner, b"10") == 15  # forwarded through node 4
 
         # Remove whichever node leads: it keeps leading until the removal
         # commits, then steps down, and the others go on without it.
-        everyone = nodes + [joiner]
+        everyone = [*nodes, joiner]
         old = await _leader(everyone)
         m = await _change(everyone, ConfChange(remove=(old.id,)))
         assert old.id not in m.members
