@@ -313,6 +313,11 @@ class RawNode:
 
     # -- introspection -----------------------------------------------------
 
+    def status_removed(self) -> bool:
+        """Whether this node knows its cluster removed it (cheaper than status())."""
+        m = self.raft.membership
+        return m.known and self.raft.id not in m.members
+
     def status(self) -> Status:
         r = self.raft
         log = r.log

@@ -12,14 +12,28 @@ from typing import Any
 
 from ..client import AsyncClient, CommandError
 from ..driver.api import OutcomeUnknown, Refused
-from .config import ClusterConfigError, load
+from .config import ClusterConfig, ClusterConfigError, NodeEntry, load, parse_address
 
 
 def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run one node of the key-value service")
-    p.add_argument("--config", type=Path, required=True, help="cluster.toml")
-    p.add_argument("--id", type=int, required=True, help="this node's id in cluster.toml")
+    p.add_argument("--config", type=Path, help="cluster.toml (not needed with --join)")
+    p.add_argument("--id", type=int, required=True, help="this node's id")
     p.add_argument("--data-dir", type=Path, required=True, help="this node's data directory")
+    p.add_argument(
+        "--join",
+        metavar="HOST:PORT",
+        help="join the running cluster that this member (client address) is in",
+    )
+    p.add_argument("--peer", metavar="HOST:PORT", help="with --join: this node's Raft address")
+    p.add_argument(
+        "--client", metavar="HOST:PORT", help="with --join: this node's client (Redis) address"
+    )
+    p.add_argument(
+        "--learner",
+        action="store_true",
+        help="with --join: stay a learner (never ask to be promoted to voter)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.set_defaults(func=_serve)
 
@@ -49,6 +63,17 @@ def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = client_cmd("transfer-leader", "hand leadership to another voter and wait for it", [])
     p.add_argument("--to", type=int, required=True, metavar="ID", help="the voter's node id")
     p.set_defaults(func=_transfer_leader)
+    p = client_cmd("member", "list or change the cluster's members", [])
+    p.add_argument("action", choices=["list", "add", "remove", "promote"])
+    p.add_argument("node", nargs="?", type=int, help="the node id (add, remove, promote)")
+    p.add_argument("--peer", metavar="HOST:PORT", help="add: the new node's Raft address")
+    p.add_argument("--client", metavar="HOST:PORT", help="add: its client (Redis) address")
+    p.add_argument(
+        "--voter",
+        action="store_true",
+        help="add: as a voter at once (default: a learner, promoted later)",
+    )
+    p.set_defaults(func=_member)
     p = client_cmd("status", "show every node's Raft state", [])
     p.add_argument("--config", type=Path, help="cluster.toml to list the nodes from")
     p.set_defaults(func=_status)
@@ -67,8 +92,32 @@ def servers(args: argparse.Namespace) -> list[str]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from .join import JoinRequest
     from .serve import serve
 
+    if args.join is not None:
+        if args.peer is None or args.client is None:
+            print("drafty serve: --join needs --peer and --client", file=sys.stderr)
+            return 2
+        try:
+            join = JoinRequest(args.join, args.id, parse_address(args.peer, "--peer"),
+                               parse_address(args.client, "--client"), args.data_dir,
+                               args.learner)  # fmt: skip
+            parse_address(args.join, "--join")
+        except ClusterConfigError as e:
+            print(f"drafty serve: {e}", file=sys.stderr)
+            return 2
+        if args.id < 1:
+            print("drafty serve: --id must be a positive integer", file=sys.stderr)
+            return 2
+        placeholder = ClusterConfig(
+            "joining", {args.id: NodeEntry(args.id, join.peer, join.client)}
+        )
+        return serve(placeholder, args.id, args.data_dir, args.verbose, join)
+    if args.config is None:
+        print("drafty serve: give --config cluster.toml, or --join to join a cluster",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         config = load(args.config)
     except ClusterConfigError as e:
@@ -78,6 +127,40 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"drafty serve: node {args.id} is not in {args.config}", file=sys.stderr)
         return 2
     return serve(config, args.id, args.data_dir, args.verbose)
+
+
+def _member(args: argparse.Namespace) -> int:
+    """RAFT MEMBER ... through the given servers (the client follows the leader)."""
+    if args.action == "list":
+        cmd: list[str] = ["LIST"]
+    elif args.node is None or args.node < 1:
+        print(f"drafty member {args.action}: give the node id", file=sys.stderr)
+        return 2
+    elif args.action == "add":
+        if args.peer is None or args.client is None:
+            print("drafty member add: give --peer and --client", file=sys.stderr)
+            return 2
+        cmd = ["ADD", str(args.node), args.peer, args.client] + (["VOTER"] if args.voter else [])
+    else:
+        cmd = [args.action.upper(), str(args.node)]
+
+    async def go() -> Any:
+        async with AsyncClient(servers(args), timeout=10.0, deadline=15.0) as c:
+            return await c.execute("RAFT", "MEMBER", *cmd)
+
+    try:
+        got = asyncio.run(go())
+    except (CommandError, Refused, OutcomeUnknown) as e:
+        print(f"drafty member {args.action}: {e}", file=sys.stderr)
+        return 1
+    if args.action != "list":
+        print(f"node {args.node}: {args.action} done")
+        return 0
+    print(f"{'id':>4}  {'role':9} {'peer':22} {'client':22} lag")
+    for node, role, peer, client, lag in got:
+        shown = "-" if lag < 0 else str(lag)
+        print(f"{node:>4}  {_show(role):9} {_show(peer):22} {_show(client):22} {shown}")
+    return 0
 
 
 def _cluster(args: argparse.Namespace) -> int:
@@ -163,6 +246,18 @@ def _status(args: argparse.Namespace) -> int:
             f"leader {st['leader']} commit {st['commit_index']} applied {st['applied_index']} "
             f"last {st['last_index']}"
         )
+        if "voters" in st:  # older servers do not report these
+            line += f"\n    voters {_show(st['voters']) or '-'}"
+            if _show(st["learners"]):
+                line += f", learners {_show(st['learners'])}"
+            if _show(st["joint_outgoing"]):
+                line += f", joint change from voters {_show(st['joint_outgoing'])}"
+            if st["membership_pending"]:
+                line += f" (change at index {st['membership_index']} not yet committed)"
+            if st["removed"]:
+                line += "; this node was REMOVED from the cluster"
+            if st["transfer_to"]:
+                line += f"; handing leadership to node {st['transfer_to']}"
         if "snapshot_index" in st:  # older servers do not report these
             line += (
                 f"\n    snapshot {st['snapshot_index']} (term {st['snapshot_term']}), "

@@ -7,6 +7,13 @@ writes a key through one node and reads it back through another to show the
 cluster working, then keeps running until Ctrl-C (or SIGTERM), when it stops
 every node cleanly. A node that dies is reported with its exit status.
 Restarting with the same DIR brings every node back with its data.
+
+Growing: run again on the same DIR with a larger ``--nodes`` and the nodes
+past those of ``cluster.toml`` start with ``drafty serve --join`` (same port
+scheme), add themselves as learners and are promoted once caught up;
+cluster.toml is left as it was (it only seeds a new cluster; the log holds
+the membership). Shrinking goes through ``drafty member remove`` (the
+README shows how), since which nodes to remove is the operator's choice.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import time
 from pathlib import Path
 
 from ..client import AsyncClient
-from .config import ClusterConfig, NodeEntry, render
+from .config import ClusterConfig, NodeEntry, load, render
+from .join import JOINED_NAME
 
 
 def free_port_base(span: int) -> int:
@@ -54,13 +62,26 @@ def make_config(nodes: int, port: int, host: str = "127.0.0.1") -> ClusterConfig
 
 
 def start_processes(
-    config: ClusterConfig, path: Path, directory: Path, extra: list[str] | None = None
+    config: ClusterConfig,
+    path: Path,
+    directory: Path,
+    extra: list[str] | None = None,
+    joiners: dict[int, NodeEntry] | None = None,
 ) -> dict[int, subprocess.Popen[bytes]]:
+    """One ``drafty serve`` per node of ``config``, and one ``--join`` per joiner."""
     procs: dict[int, subprocess.Popen[bytes]] = {}
-    for i in sorted(config.nodes):
+    members = {**(joiners or {}), **config.nodes}
+    seed = "{}:{}".format(*members[min(members)].client)
+    for i in sorted(config.nodes) + sorted(joiners or {}):
         logfile = open(directory / f"node-{i}.log", "ab")  # noqa: SIM115 - child keeps it
-        cmd = [sys.executable, "-m", "drafty", "serve", "--config", str(path), "--id", str(i),
+        cmd = [sys.executable, "-m", "drafty", "serve", "--id", str(i),
                "--data-dir", str(directory / f"node-{i}"), *(extra or [])]  # fmt: skip
+        if i in config.nodes:
+            cmd += ["--config", str(path)]
+        else:
+            j = (joiners or {})[i]
+            cmd += ["--join", seed, "--peer", "{}:{}".format(*j.peer),
+                    "--client", "{}:{}".format(*j.client)]  # fmt: skip
         procs[i] = subprocess.Popen(cmd, stdout=logfile, stderr=subprocess.STDOUT)
         logfile.close()
     return procs
@@ -94,12 +115,51 @@ async def _show_work(config: ClusterConfig) -> None:
           f"{value!r}; this cluster has been started {n} time(s)")  # fmt: skip
 
 
+def _plan(
+    config: ClusterConfig, directory: Path, nodes: int, port: int
+) -> tuple[ClusterConfig, dict[int, NodeEntry]]:
+    """Which seed nodes to start, and which nodes join (new, or joined before).
+
+    A seed node whose data directory is gone while others have data was
+    removed (or is being replaced): starting it empty with cluster.toml's
+    seed would make it a voter of a membership long changed, so it is left
+    out. Nodes that joined before (their directory has ``joined.toml``) are
+    started again even past ``nodes``."""
+    has_data = any((directory / f"node-{i}").exists() for i in range(1, 100))
+    seeds = {}
+    for i, e in config.nodes.items():
+        if has_data and not (directory / f"node-{i}").exists():
+            print(f"node {i} has no data directory: not started (removed from the cluster? "
+                  "a replacement joins with a new id)")  # fmt: skip
+            continue
+        seeds[i] = e
+    joined = [i for i in range(1, 100) if (directory / f"node-{i}" / JOINED_NAME).exists()]
+    top = max([nodes, *joined])
+    grown = make_config(top, port)
+    joiners = {
+        i: e
+        for i, e in grown.nodes.items()
+        if i not in config.nodes and (i <= nodes or i in joined)
+    }
+    return ClusterConfig(config.name, seeds, config.tick_ms, config.snapshot, config.reads), joiners
+
+
 def run_cluster(nodes: int, directory: Path, port: int) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "cluster.toml"
-    config = make_config(nodes, port)
-    path.write_text(render(config))
-    procs = start_processes(config, path, directory)
+    if path.exists():
+        config = load(path)
+        if nodes < len(config.nodes):
+            print(f"{path} seeds {len(config.nodes)} nodes; to shrink a cluster remove members "
+                  "with `drafty member remove ID` (see the README)", file=sys.stderr)  # fmt: skip
+            return 2
+        port = config.nodes[min(config.nodes)].client[1]
+    else:
+        config = make_config(nodes, port)
+        path.write_text(render(config))
+    config, joiners = _plan(config, directory, nodes, port)
+    procs = start_processes(config, path, directory, joiners=joiners)
+    config = ClusterConfig(config.name, {**config.nodes, **joiners})
     stopping = False
 
     def stop(*_: object) -> None:

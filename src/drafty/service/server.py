@@ -44,10 +44,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core import NONE, DraftyError, NodeId
+from ..core import DraftyError, NodeId
 from ..driver import RaftNode
 from ..luid import luid
 from . import commands, kv
+from .admin import RaftCommands
 from .loopwatch import LoopWatch
 from .resp import DEFAULT_MAX_BULK, OK, Error, ProtocolError, Reply, RequestParser, Simple, encode
 
@@ -97,10 +98,15 @@ class RespServer:
         *,
         max_bulk: int = DEFAULT_MAX_BULK,
         loopwatch: LoopWatch | None = None,
+        cluster_toml: str = "",
     ) -> None:
+        """``clients``: the client address of each node cluster.toml lists (the
+        address book learnt from the log takes precedence); ``cluster_toml``:
+        the cluster's settings, offered to joining nodes (RAFT MEMBER JOININFO)."""
         self.node = node
         self.loopwatch = loopwatch
         self.clients = dict(clients)
+        self.admin = RaftCommands(node, self._leader_hint, cluster_toml)
         self.max_bulk = max_bulk
         self._server: asyncio.Server | None = None
         self._conns: dict[asyncio.Task[None], _Conn] = {}
@@ -269,8 +275,10 @@ class RespServer:
 
     def _leader_hint(self, leader: NodeId) -> str:
         """Where the leader is, for a ``-TRYAGAIN`` (the native client follows it)."""
-        addr = self.clients.get(leader)
-        return f" (leader is node {leader} at {addr[0]}:{addr[1]})" if addr else ""
+        addr = self.admin.client_address(leader)
+        if not addr and leader in self.clients:
+            addr = "{}:{}".format(*self.clients[leader])
+        return f" (leader is node {leader} at {addr})" if addr else ""
 
     # -- connection and server commands -------------------------------------------
 
@@ -384,7 +392,7 @@ class RespServer:
             "",
             "# Raft",
         ]
-        for k, v in self._raft_status().items():
+        for k, v in self.admin.status().items():
             lines.append(f"{k}:{v.decode() if isinstance(v, bytes) else v}")
         lg = self.node.log_status()
         lines += [
@@ -416,33 +424,6 @@ class RespServer:
             ]
         return ("\r\n".join(lines) + "\r\n").encode()
 
-    def _raft_status(self) -> dict[str, Reply]:
-        st = self.node.status()
-        out: dict[str, Reply] = {
-            "node_id": st.id,
-            "role": st.role.value,
-            "term": st.term,
-            "leader": st.leader,
-            "commit_index": st.commit,
-            "applied_index": self.node.applied,
-            "last_index": st.last_index,
-            "peers": ",".join(str(p) for p in sorted(self.clients) if p != st.id),
-            "transfer_to": st.transferee,
-        }
-        lg = self.node.log_status()
-        out.update(
-            snapshot_index=lg.snapshot_index,
-            snapshot_term=lg.snapshot_term,
-            log_first_index=lg.first_index,
-            log_entries=lg.entries,
-            log_bytes=lg.bytes,
-            snapshots_taken=st.counters.get("snapshots_taken", 0),
-            snapshots_installed=st.counters.get("snapshots_installed", 0),
-        )
-        for p, f in sorted(st.followers.items()):
-            out[f"follower_{p}"] = f"match={f.match},lag={st.last_index - f.match},state={f.state}"
-        return out
-
     def _bgsave(self, conn: _Conn, argv: list[bytes]) -> Reply:
         """BGSAVE: take a snapshot now, written off the event loop."""
         if len(argv) != 1:
@@ -454,32 +435,7 @@ class RespServer:
         return Simple("Background saving skipped: nothing applied since the last snapshot")
 
     def _raft(self, conn: _Conn, argv: list[bytes]) -> Awaitable[Reply] | Reply:
-        if len(argv) == 3 and argv[1].upper() == b"TRANSFER":
-            target = kv.parse_int(argv[2])
-            if target is None or target < 1:
-                return Error("ERR RAFT TRANSFER needs a node id (a positive integer)")
-            return asyncio.ensure_future(self._transfer(target))
-        sub = argv[1].upper() if len(argv) == 2 else b""
-        if sub == b"LEADER":
-            leader = self.node.leader()
-            if leader == NONE:
-                return None
-            host, port = self.clients[leader]
-            return [leader, f"{host}:{port}"]
-        if sub == b"MEMBERS":
-            return [[i, f"{h}:{p}"] for i, (h, p) in sorted(self.clients.items())]
-        if sub == b"STATUS":
-            return self._raft_status()
-        return Error("ERR usage: RAFT LEADER | MEMBERS | STATUS | TRANSFER id")
-
-    async def _transfer(self, target: NodeId) -> Reply:
-        """RAFT TRANSFER id: OK once node ``id`` leads; -TRYAGAIN names the
-        leader when asked elsewhere; -ERR when the handover is refused or fails."""
-        try:
-            await self.node.transfer_leadership(target)
-        except DraftyError as e:
-            return commands.answer(None, e, self._leader_hint)
-        return OK
+        return self.admin.dispatch(argv)
 
 
 def _rss_bytes() -> int:
