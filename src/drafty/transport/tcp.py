@@ -373,7 +373,10 @@ class PeerTransport:
         peer: NodeId | None = None
         while True:
             if peer is None:
-                data = await asyncio.wait_for(reader.read(65536), HELLO_TIMEOUT)
+                # Not wait_for: on 3.11 it can swallow the cancellation of close()
+                # when the read completes at that moment, and close() then hangs.
+                async with asyncio.timeout(HELLO_TIMEOUT):
+                    data = await reader.read(65536)
             else:
                 data = await reader.read(1 << 20)
             if not data:
