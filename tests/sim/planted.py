@@ -24,6 +24,7 @@ from drafty.core import (
     VoteRequest,
     VoteResponse,
 )
+from drafty.core.quorum import committed_index
 from drafty.core.raft import Raft
 from drafty.node import Instant, Node, Refused, Reply
 from drafty.node.dedupe import Admission
@@ -56,6 +57,44 @@ class DoubleVoteRaft(Raft):
         self.vote = m.src
         self.election_elapsed = 0
         self._send(VoteResponse(self.id, m.src, self.term, True))
+
+
+class _CommitRule(Raft):
+    """``_maybe_commit`` with the quorum rule of :meth:`_committed` (plants override it)."""
+
+    def _committed(self, match: dict[int, int]) -> int:
+        return self.membership.committed_index(match)
+
+    def _maybe_commit(self) -> bool:
+        match = {p: pr.match for p, pr in self.progress.items()}
+        match[self.id] = self.log.persisted
+        index = self._committed(match)
+        if index > self.log.committed and self.log.term(index) == self.term:
+            self.log.commit_to(index)
+            self._reads_committed()
+            return True
+        return False
+
+
+class JointIgnoresOutgoingRaft(_CommitRule):
+    """During a joint change, commits with a majority of the incoming voters alone
+    (as if ``Membership.committed_index`` read only ``voters``)."""
+
+    def _committed(self, match: dict[int, int]) -> int:
+        return committed_index(self.membership.voters, match)
+
+
+class LearnerAcksCountRaft(_CommitRule):
+    """Counts a learner's acknowledgement towards the voters' majority."""
+
+    def _committed(self, match: dict[int, int]) -> int:
+        m = self.membership
+        acks = sorted((i for p, i in match.items() if p in m.members), reverse=True)
+        need = len(m.voters) // 2 + 1
+        index = acks[need - 1] if len(acks) >= need else 0
+        if m.outgoing:
+            index = min(index, committed_index(m.outgoing, match))
+        return index
 
 
 def factory_for(raft_class: type[Raft]) -> NodeFactory:
@@ -191,6 +230,8 @@ class LocalReadNode(Node):
 BUGS: dict[str, dict[str, object]] = {
     "commit-by-counting": {"node_factory": factory_for(CommitByCountingRaft)},
     "double-vote": {"node_factory": factory_for(DoubleVoteRaft)},
+    "joint-ignores-outgoing": {"node_factory": factory_for(JointIgnoresOutgoingRaft)},
+    "learner-acks-count": {"node_factory": factory_for(LearnerAcksCountRaft)},
     "forget-vote": {"forget_vote_on_restart": True},
     "ack-before-fsync": {"ack_before_fsync": True},
     "reuse-request-numbers": {"layer_factory": same_incarnation},

@@ -8,7 +8,20 @@ from __future__ import annotations
 
 import random
 
-from drafty.core import AppendEntries, Config, Entry, HardState, RawNode, Role, VoteRequest
+import pytest
+
+from drafty.core import (
+    AppendEntries,
+    Config,
+    Entry,
+    HardState,
+    Heartbeat,
+    NotLeader,
+    RawNode,
+    Role,
+    VoteRequest,
+)
+from drafty.core.membership import ConfChange, Membership
 from drafty.node import DiskWrite
 from drafty.sim import MemoryCluster, SimDisk
 
@@ -73,3 +86,60 @@ def test_a_rejected_vote_does_not_reset_the_election_timer() -> None:
     assert [m.granted for m in rd.messages_after_persist] == [False]  # type: ignore[union-attr]
     raw.tick()
     assert raw.raft.role is Role.CANDIDATE
+
+
+def test_a_node_outside_its_membership_does_not_forward() -> None:
+    """Membership seed 19 (5 nodes, --members on): a joiner removed before it got any
+    entry still knew the leader, forwarded clients' proposals and reads there, and the
+    leader dropped them (not a member): every request hung until its deadline
+    (-UNCERTAIN), and a client retrying at that node never got through. Now such a
+    node points the caller at the leader instead."""
+    cfg = Config(6, (), forward_proposals=True)
+    raw = RawNode(cfg, random.Random(0))
+    raw.step(Heartbeat(2, 6, 13, 0, 1))  # a leader that reached it, then forgot it
+    raw.ready()
+    assert raw.raft.leader == 2 and not raw.raft.membership.known
+    with pytest.raises(NotLeader) as e:
+        raw.propose(b"x")
+    assert e.value.leader == 2
+    with pytest.raises(NotLeader):
+        raw.read_index(b"ctx")
+    member = RawNode(Config(2, (1, 2, 3), forward_proposals=True), random.Random(0))
+    member.step(Heartbeat(1, 2, 1, 0, 1))
+    assert member.propose(b"x") is None  # a member still forwards
+
+
+def test_a_leader_removed_by_its_pending_entry_may_still_campaign() -> None:
+    """Membership seeds 1239 and 1769 (3 nodes): leader 1, removing itself, appended
+    the entry leaving the joint membership ({2} + {1, 2}) and lost leadership before
+    anyone stored it. Node 2, still joint, needs 1's vote; 1 refuses it (its log is
+    longer) and, no voter in its own membership, never campaigned: no leader ever
+    again. Now a node whose pending configuration entry removed it campaigns by that
+    entry's membership, wins, commits the entry, and steps down."""
+    c = MemoryCluster(2, seed=1, config_overrides={"prevote": False})
+    c.nodes[1].raw.campaign()
+    c.stabilize()
+    assert c.leader() == 1
+    c.nodes[1].raw.propose(b"a")
+    c.stabilize()
+    c.nodes[1].raw.propose_conf_change(ConfChange(remove=(1,)))
+    c.process_ready(1)  # the joint entry goes to 2
+    c.deliver(2)
+    c.process_ready(2)  # 2 acknowledges it
+    c.deliver(1)
+    c.cut.add((1, 2))  # the commit and the entry leaving the joint membership are lost
+    c.stabilize()
+    r1, r2 = c.nodes[1].raw.raft, c.nodes[2].raw.raft
+    assert r2.membership.joint and not r1.membership.is_voter(1)
+    assert r1.log.last_index() > r2.log.last_index()  # 1 holds the entry leaving it
+    for _ in range(25):  # 1 loses its quorum ({2}) and steps down
+        c.tick_all()
+        c.stabilize()
+    assert c.leader() is None
+    c.heal()
+    for _ in range(40):
+        c.tick_all()
+        c.stabilize()
+    assert c.leader() == 2
+    assert r2.membership == Membership.of((2,)) and not r2.membership.joint
+    assert r1.role is Role.FOLLOWER

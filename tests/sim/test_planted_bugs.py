@@ -1,7 +1,9 @@
 """Proof that the oracle bites: plant known bugs, the simulator must find each.
 
 Core bugs (a second vote, a forgotten vote, acknowledging before fsync,
-figure 8) and node-layer bugs (reusing request identities across restarts,
+figure 8, and with membership changes forced on: a joint change committed by
+the incoming voters alone, a learner's acknowledgement counted as a vote)
+and node-layer bugs (reusing request identities across restarts,
 running a retried session command again, answering Refused after applying,
 stamping log time with any node's own clock).
 
@@ -58,6 +60,8 @@ SETUP: dict[str, dict[str, object]] = {
         "config_overrides": {"max_msg_bytes": 150, "max_inflight": 256},
     },
     "double-vote": {},
+    "joint-ignores-outgoing": {"nodes": 3, "members": True},
+    "learner-acks-count": {"nodes": 3, "members": True},
     "forget-vote": {},
     "ack-before-fsync": {},
     "reuse-request-numbers": {},
@@ -73,12 +77,14 @@ SETUP: dict[str, dict[str, object]] = {
 FIRST_SEED = {
     "commit-by-counting": 9,  # commit safety (figure 8 about to happen)
     "double-vote": 1,  # vote monotonic (a second vote in the same term)
+    "joint-ignores-outgoing": 1,  # commit safety (old voters could elect one lacking it)
+    "learner-acks-count": 9,  # commit safety (committed by one voter and a learner)
     "forget-vote": 1,  # vote monotonic (restarted without its vote)
     "ack-before-fsync": 1,  # applied before durable (released before the fsync)
     "reuse-request-numbers": 1,  # refused but applied (one identity across lives)
     "apply-duplicate": 4,  # exactly once (a retried session pair ran twice)
     "refuse-after-apply": 1,  # refused but applied
-    "local-session-clock": 9,  # log clock (a skewed follower's stamp moved log time)
+    "local-session-clock": 7,  # log clock (a skewed follower's stamp moved log time)
     "leaky-snapshot-view": 2,  # snapshot state (a view saw later writes)
     "restore-forgets-sessions": 3,  # snapshot state (sessions lost on restore)
     "install-without-restore": 9,  # snapshot state (core installed, state machine not)

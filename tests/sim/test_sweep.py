@@ -67,7 +67,7 @@ def parse_regressions(text: str) -> list[Regression]:
                 settings[key] = float(value)
             elif key == "faults":
                 settings[key] = parse_faults(value)
-            elif key == "torn_records":
+            elif key in ("torn_records", "members"):
                 settings[key] = value in ("1", "on", "true")
             elif key.startswith("raft."):
                 raft.append(f"{key[5:]}={value}")

@@ -46,7 +46,7 @@ def test_a_peer_added_at_run_time_gets_a_link_both_ways() -> None:
         await b.start(addr_b)
         try:
             # Node 2 is no peer of node 1 yet: its hello is refused.
-            await _until(lambda: a.stats["garbage_from_peer"] >= 1)
+            await _until(lambda: a.stats["hello_from_unknown_peer"] >= 1)
             a.send([_beat(1, 2, 1)])
             assert a.stats["dropped_unknown_peer"] == 1 and not got_a
 
@@ -79,14 +79,14 @@ def test_a_removed_peer_gets_nothing_and_is_not_heard() -> None:
             await _until(lambda: bool(got_a), lambda: b.send([_beat(2, 1, 1)]))
             assert 2 in a._inbound_from and 1 in b._inbound_from
             failures_before = b.stats["send_failures"]
-            refused_before = a.stats["garbage_from_peer"]
+            refused_before = a.stats["hello_from_unknown_peer"]
 
             a.set_peers({})
             assert a.peers == {} and not a.connected(2)
             assert 2 not in a._inbound_from  # closed at once
             # Node 2 sees its connection closed, and its next hello is refused.
             await _until(lambda: b.stats["send_failures"] > failures_before)
-            await _until(lambda: a.stats["garbage_from_peer"] > refused_before)
+            await _until(lambda: a.stats["hello_from_unknown_peer"] > refused_before)
             # Node 1's link to node 2 is gone: node 2 sees that connection end.
             await _until(lambda: 1 not in b._inbound_from)
 
@@ -94,9 +94,9 @@ def test_a_removed_peer_gets_nothing_and_is_not_heard() -> None:
             a.send([_beat(1, 2, 2), _beat(1, 2, 3)])
             assert a.stats["dropped_unknown_peer"] == 2
             # Node 2 keeps sending and reconnecting; nothing of it gets through.
-            refused = a.stats["garbage_from_peer"]
+            refused = a.stats["hello_from_unknown_peer"]
             await _until(
-                lambda: a.stats["garbage_from_peer"] >= refused + 2,
+                lambda: a.stats["hello_from_unknown_peer"] >= refused + 2,
                 lambda: b.send([_beat(2, 1, 9)]),
             )
             assert len(got_a) == heard and len(got_b) == delivered

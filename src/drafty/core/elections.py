@@ -38,7 +38,7 @@ from collections import Counter
 from .config import Config
 from .errors import NotLeader, TransferError
 from .log import RaftLog
-from .membership import Membership
+from .membership import Membership, MembershipLog
 from .messages import Message, TimeoutNow, VoteRequest, VoteResponse
 from .progress import Progress
 from .quorum import VoteResult
@@ -57,6 +57,7 @@ class Elections:
     role: Role
     leader: NodeId
     membership: Membership
+    members: MembershipLog
     peers: tuple[NodeId, ...]
     log: RaftLog
     progress: dict[NodeId, Progress]
@@ -84,13 +85,34 @@ class Elections:
     def campaign(self, *, transfer: bool = False) -> None:
         """Start an election now (a PreVote round first when enabled, unless
         the leader handed over to us: ``transfer``)."""
-        if self.role is Role.LEADER or not self.membership.is_voter(self.id):
-            return  # learners and removed nodes never campaign
-        if self.cfg.prevote and not transfer:
+        if self.role is Role.LEADER or not self._may_campaign():
+            return  # learners and removed nodes never campaign (but see _may_campaign)
+        # A node its own pending entry removed always asks first: it must not
+        # raise the voters' terms unless it can win (its removal may well have
+        # committed without it hearing).
+        pre = self.cfg.prevote or not self.membership.is_voter(self.id)
+        if pre and not transfer:
             self.become_pre_candidate()
         else:
             self.become_candidate()
         self._start_round(transfer)
+
+    def _may_campaign(self) -> bool:
+        """Voters campaign. So does a node that the last configuration entry in
+        its log removed from the voters, as long as that entry is uncommitted:
+        its log may be the only one that can win (a leader that appended the
+        entry removing it, then lost leadership before anyone else stored it:
+        the others, still joint, need its vote and it refuses theirs). It
+        counts votes by that entry's membership, which any node holding the
+        entry uses too, runs a PreVote round first even without ``prevote``,
+        and steps down once the entry commits."""
+        if self.membership.is_voter(self.id):
+            return True
+        ms = self.members
+        if not ms.changes or ms.last_change_index <= self.log.committed:
+            return False
+        before = ms.changes[-2][1] if len(ms.changes) > 1 else ms.base
+        return before.is_voter(self.id)
 
     def _start_round(self, transfer: bool = False) -> None:
         """Vote for ourselves and ask every peer (a pre-vote asks for term + 1)."""

@@ -62,6 +62,12 @@ class ConfChangeError(ProposalRefused):
     """The requested membership change is not allowed; nothing was appended."""
 
 
+class ConfChangeBusy(ConfChangeError):
+    """The change cannot be made *yet*: another is in progress, a new leader
+    has not committed an entry of its term, or a learner to promote is still
+    catching up. Nothing was appended; the same request may succeed shortly."""
+
+
 class MembershipDecodeError(ValueError):
     """A configuration entry's payload is not a valid membership."""
 
@@ -212,7 +218,7 @@ def plan(current: Membership, change: ConfChange) -> Membership:
     if any(isinstance(i, bool) or not isinstance(i, int) or i < 1 for i in ids):
         raise ConfChangeError("node ids must be positive integers")
     if current.joint:
-        raise ConfChangeError("a membership change is still in progress (joint configuration)")
+        raise ConfChangeBusy("a membership change is still in progress (joint configuration)")
     members = current.members
     for i in (*change.add_voters, *change.add_learners):
         if i in members:

@@ -244,7 +244,14 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
         """Append client data; see :meth:`drafty.core.RawNode.propose`."""
         batch = tuple(data)
         if self.role is not Role.LEADER:
-            if self.cfg.forward_proposals and self.leader != NONE:
+            # A node outside its own membership (a joiner that knows none yet, a
+            # removed node) does not forward: the leader drops what non-members
+            # send, so the request would hang; the caller is pointed at the leader.
+            if (
+                self.cfg.forward_proposals
+                and self.leader != NONE
+                and self.id in self.membership.members
+            ):
                 self._send(Propose(self.id, self.leader, self.term, batch))
                 return None
             raise NotLeader(self.leader)

@@ -215,9 +215,12 @@ class ReadIndex:
     def read_index(self, ctx: bytes) -> None:
         """Start a linearizable read; its :class:`ReadState` comes in a Ready.
 
-        Raises :class:`NotLeader` when no leader is known."""
+        Raises :class:`NotLeader` when no leader is known, or when this node is
+        no member of its own membership (the leader drops what non-members send)."""
         if self.role is Role.LEADER:
             self._record_read(ctx, self.id)
+        elif self.leader != NONE and self.id not in self.membership.members:
+            raise NotLeader(self.leader)  # the leader drops a non-member's request
         elif self.leader != NONE:
             if len(self.forwarded) >= self.reads.max_reads or ctx in self.forwarded:
                 self.counters["reads_refused"] += 1

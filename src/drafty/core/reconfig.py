@@ -17,7 +17,9 @@ the last configuration entry is uncommitted, none before an entry of its own
 term committed, none while handing leadership over. A change of voters goes
 through a joint membership; once that entry commits the leader appends the
 entry that leaves it. A leader that is no longer a voter once its removal
-commits steps down; learners and removed nodes never campaign.
+commits steps down; learners and removed nodes never campaign, but for a
+node that the uncommitted last configuration entry in its log removed (its
+log may be the only one that can win; see ``Elections._may_campaign``).
 
 Invariants
 ----------
@@ -35,7 +37,7 @@ from .errors import LeadershipTransferring, NotLeader
 from .log import RaftLog
 from .membership import (
     ConfChange,
-    ConfChangeError,
+    ConfChangeBusy,
     Membership,
     MembershipDecodeError,
     MembershipLog,
@@ -70,22 +72,23 @@ class Reconfiguration:
     def propose_conf_change(self, change: ConfChange) -> int:
         """Append the configuration entry for ``change``; its index.
 
-        Raises :class:`NotLeader`, :class:`LeadershipTransferring`, or
-        :class:`ConfChangeError` saying why the change cannot be made now."""
+        Raises :class:`NotLeader`, :class:`LeadershipTransferring`,
+        :class:`ConfChangeBusy` when it cannot be made *yet* (retry shortly),
+        or :class:`ConfChangeError` saying why it cannot be made at all."""
         if self.role is not Role.LEADER:
             raise NotLeader(self.leader)
         if self.transferee != NONE:
             raise LeadershipTransferring(self.transferee)
-        if self.members.last_change_index > self.log.committed:
-            raise ConfChangeError("a membership change is still in progress (not yet committed)")
         if self.log.term(self.log.committed) != self.term:
-            raise ConfChangeError("the new leader has not committed an entry of its term yet")
+            raise ConfChangeBusy("the new leader has not committed an entry of its term yet")
+        if self.members.last_change_index > self.log.committed:
+            raise ConfChangeBusy("a membership change is still in progress (not yet committed)")
         target = plan(self.membership, change)
         last = self.log.last_index()
         for learner in change.promote:
             match = self.progress[learner].match
             if last - match > self.cfg.promote_max_lag_entries:
-                raise ConfChangeError(
+                raise ConfChangeBusy(
                     f"learner {learner} has not caught up: it holds the log to {match}, "
                     f"the leader to {last} (promotion needs it within "
                     f"{self.cfg.promote_max_lag_entries} entries); retry once it has"

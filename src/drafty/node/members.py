@@ -42,10 +42,12 @@ from ..core import (
     NodeId,
     NotLeader,
     RawNode,
+    Role,
 )
 from ..core.membership import (
     MAX_CONTEXT_BYTES,
     ConfChange,
+    ConfChangeBusy,
     ConfChangeError,
     MembershipDecodeError,
     decode,
@@ -191,9 +193,11 @@ class MemberChanges:
     the leader leaves with a further entry on its own: callers that need the
     change finished watch :attr:`~drafty.core.Status.membership`. A request
     that cannot be proposed is answered at once: :class:`Refused` when this
-    node does not lead (retry at the leader), the core's
-    :class:`~drafty.core.membership.ConfChangeError` when the change itself is
-    not allowed now (it says why).
+    node does not lead (retry at the leader) or the change cannot be made
+    *yet* (:class:`~drafty.core.membership.ConfChangeBusy`: another in
+    progress, a new leader's first commit, a learner still catching up:
+    retry shortly), the core's :class:`~drafty.core.membership.ConfChangeError`
+    when the change itself is not allowed (it says why).
     """
 
     raw: RawNode
@@ -221,6 +225,8 @@ class MemberChanges:
         term = r.term
         error: DraftyError | None = None
         try:
+            if r.role is not Role.LEADER:  # judged by the leader, not by our view
+                raise NotLeader(r.leader)
             target = plan(r.membership, change)
             book = self.addresses.subset(target.members)
             book.update({i: a for i, a in (addresses or {}).items() if i in target.members})
@@ -232,6 +238,8 @@ class MemberChanges:
             error = Refused(f"{e}; try again shortly", e.leader)
         except AddressError as e:
             error = ConfChangeError(str(e))
+        except ConfChangeBusy as e:
+            error = Refused(f"{e}; try again shortly", r.id)
         except ConfChangeError as e:
             error = e
         if error is not None:

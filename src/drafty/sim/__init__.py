@@ -5,7 +5,8 @@
 - :func:`run_seed` / :class:`Simulation`: the fault simulator. N whole nodes
   (core, node layer, key-value store and service front) on virtual time with
   a lossy, partitionable network, disks that lose unsynced writes, skewed and
-  jumping clocks, crashes, pauses, clients running the native client's retry
+  jumping clocks, crashes, pauses, membership changes (nodes added, removed,
+  replaced), clients running the native client's retry
   rules and recording a history, and an :class:`Oracle` checking Raft's
   safety invariants and every client outcome after every event; the history
   is then judged by the linearizability checker. Run it from the command
@@ -15,8 +16,9 @@
 from .cluster import MemoryCluster, MemoryDisk, SimNode
 from .disk import SimDisk
 from .history import History, HistoryEvent
+from .mirror import Violation
 from .network import Network, NetworkParams
-from .oracle import Oracle, Violation
+from .oracle import Oracle
 from .replica import LayerFactory, NodeFactory, Replica, default_node_factory
 from .report import SimResult, run_seed
 from .runner import Simulation

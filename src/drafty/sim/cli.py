@@ -14,6 +14,7 @@ Usage::
     drafty sim --seed 42                 # one seed, 5 nodes, every fault kind
     drafty sim --seeds 1..500 --nodes 3  # a sweep
     drafty sim --seed 42 --faults crash,partition --history h.jsonl -v
+    drafty sim --seeds 1..300 --members on  # every seed changes the membership
     python -m drafty.sim --seeds 1..10000   # the long sweep (~7 min per core)
 
 Output on stdout is a pure function of the arguments (virtual time only), so
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from typing import Any
 
 from .report import SimResult, run_seed
@@ -49,6 +51,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--torn-records",
         action="store_true",
         help="torn crashes may keep a Ready's entries without its hard state",
+    )
+    p.add_argument(
+        "--members",
+        choices=("on", "off", "auto"),
+        default="auto",
+        help="membership changes (nodes added, removed, replaced while faults strike): in "
+        "every seed, in none, or in a per-seed share (default auto)",
     )
     p.add_argument(
         "--raft",
@@ -108,6 +117,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> SimConfig:
         torn_records=args.torn_records,
         config_overrides=parse_overrides(args.raft),
         clock_rates=parse_rates(args.clock_rate),
+        members={"on": True, "off": False}.get(args.members),
         verbose=args.verbose,
     )
 
@@ -187,9 +197,11 @@ def _write_history(args: Any, res: SimResult) -> None:
 def _sweep(args: argparse.Namespace, seeds: range) -> int:
     failed: list[int] = []
     total = len(seeds)
+    members: Counter[str] = Counter()
     for k, seed in enumerate(seeds, 1):
         res = run_seed(config_from_args(args, seed))
         _write_history(args, res)
+        _count_members(res, members)
         if not res.ok:
             failed.append(seed)
             print("\n".join(res.lines()), flush=True)
@@ -200,4 +212,23 @@ def _sweep(args: argparse.Namespace, seeds: range) -> int:
     if failed:
         tally += ": " + " ".join(str(s) for s in failed)
     print(tally)
+    if members["seeds"]:
+        print(
+            f"membership changes in {members['seeds']} seeds: {members['changes']} committed, "
+            f"nodes added {members['added']}, removed {members['removed']}, leaders removed "
+            f"{members['leaders']}; goals reached: "
+            + ", ".join(f"{k[5:]} {v}" for k, v in sorted(members.items()) if k[:5] == "goal:")
+        )
     return 1 if failed else 0
+
+
+def _count_members(res: SimResult, into: Counter[str]) -> None:
+    """Add a run's membership tallies (if its nemesis changed members) to ``into``."""
+    sim = res.sim
+    if not sim.scenario.members:
+        return
+    st = sim.oracle.stats
+    into["seeds"] += 1
+    into.update(changes=st.config_changes, added=st.nodes_added, removed=st.nodes_removed,
+                leaders=st.leaders_removed)  # fmt: skip
+    into.update({f"goal:{k}": v for k, v in sim.members.done.items()})

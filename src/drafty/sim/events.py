@@ -88,6 +88,18 @@ class NemesisAct:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberAct:
+    """The membership nemesis takes its next step (:mod:`drafty.sim.members`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """The membership nemesis stops a node for good (not inside another node's step)."""
+
+    node: NodeId
+
+
+@dataclass(frozen=True, slots=True)
 class Fault:
     action: FaultAction
 
@@ -104,7 +116,7 @@ class Deadline:
 
 Event = (
     Tick | Deliver | SyncDone | JobDone | ClientWake | ClientArrive | ClientAnswer | ClientLost
-    | NemesisAct | Fault | Heal | Deadline
+    | NemesisAct | MemberAct | Stop | Fault | Heal | Deadline
 )  # fmt: skip
 
 Note = tuple[NodeId, Ready] | str

@@ -120,6 +120,10 @@ class FaultHost(Protocol):
         """Ask ``leader`` to hand over to ``target``; False if it refused."""
         ...
 
+    def voters(self) -> list[NodeId]:
+        """The voters of the newest committed membership, in id order."""
+        ...
+
     def jump_clock(self, by_ms: int) -> bool:
         """Jump the skewed node's wall clock; False if the run has none."""
         ...
@@ -197,7 +201,8 @@ class Nemesis:
         leader = self.host.leader_guess()
         if leader is None or leader not in self.host.running():
             return
-        target = self.trng.choice([n for n in self.nodes if n != leader] or [leader])
+        voters = self.host.voters()
+        target = self.trng.choice([n for n in voters if n != leader] or [leader])
         if target != leader and self.host.transfer_leadership(leader, target):
             self.injected["transfer"] += 1
             self.host.note(f"transfer leadership from node {leader} to node {target}")

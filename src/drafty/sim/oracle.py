@@ -21,9 +21,12 @@ the moment one of these stops holding:
   observed commit term is below T are checked, which is sound;
 - **commit safety** (latent leader completeness): a node lacking the newest
   committed entry never has a log at least as up-to-date as a majority's
-  (else it could win an election without it). In correct Raft the majority
-  that stored the entry refuses such a node; checked at every new commit,
-  election and crash, it catches an unsafe commit before any leader uses it;
+  of every half of its own membership (else it could win an election
+  without it). In correct Raft the majority that stored the entry refuses
+  such a node; checked at every new commit, election and crash, it catches
+  an unsafe commit before any leader uses it. Memberships follow each log's
+  configuration entries (:mod:`drafty.sim.configs`, which also checks that
+  each core uses the membership its log sets, and membership replies);
 - **state machine safety**: an index is applied with the same entry (and the
   same prefix) on every node;
 - **apply order**: each node applies indexes 1, 2, 3... exactly once per
@@ -87,31 +90,19 @@ from ..core import (
     VoteResponse,
     describe,
 )
+from ..core.membership import Membership
 from ..node import Applied, Reply, Verdict
 from ..node.envelope import Envelope
 from ..service.kv import decode_command
+from .configs import Configs, check_protected
 from .disk import SimDisk
-from .mirror import EMPTY_DIGEST, NodeView, OracleStats, Promise, chain
+from .mirror import EMPTY_DIGEST, NodeView, OracleStats, Promise, Violation, chain
 
 Identity = tuple[int, int, int]
 """A request's identity: (origin, incarnation, request)."""
 
 _TAKES_EFFECT = (Verdict.EXECUTED, Verdict.OPENED, Verdict.CLOCK)
 _ANSWERS = (Verdict.EXECUTED, Verdict.DUPLICATE, Verdict.OPENED)
-
-
-class Violation(Exception):
-    """An invariant broke. ``invariant`` names it; ``detail`` says how."""
-
-    def __init__(
-        self, invariant: str, detail: str, node: NodeId | None = None, cause: str | None = None
-    ) -> None:
-        super().__init__(f"{invariant}: {detail}")
-        self.invariant = invariant
-        self.detail = detail
-        self.node = node
-        self.cause = cause
-        """A diagnosis when the simulator recognises a known failure shape."""
 
 
 class Oracle:
@@ -152,6 +143,9 @@ class Oracle:
         self.views: dict[NodeId, NodeView] = {}
         self.promises: dict[NodeId, Promise] = {}
         self.stats = OracleStats()
+        self.configs = Configs(self.stats)
+        self.seeds: dict[NodeId, Membership] = {}
+        """Each node's membership before any configuration entry (its Config's voters)."""
 
     # -- log mirror and log matching ---------------------------------------
 
@@ -165,6 +159,7 @@ class Oracle:
             )
         del view.log[first - 1 :]
         del view.digests[first - 1 :]
+        self.configs.extend(node, view, entries)
         prev = view.digests[-1] if view.digests else EMPTY_DIGEST
         table = self.by_index_term
         for e in entries:
@@ -189,6 +184,7 @@ class Oracle:
     def on_start(self, node: NodeId, raw: RawNode, disk: SimDisk) -> None:
         """A node (re)started from ``disk``: term and vote must not go back."""
         r = raw.raft
+        self.seeds[node] = Membership.of(r.cfg.voters)
         now = HardState(r.term, r.vote, r.log.committed)
         old = self.durable.get(node)
         if old is not None:
@@ -249,6 +245,7 @@ class Oracle:
     def _durable_view(self, node: NodeId, disk: SimDisk, hs: HardState, nxt: int) -> NodeView:
         """Mirror a log read from ``disk``: its compacted prefix is the committed one."""
         view = NodeView(hard_state=hs, next_apply=nxt)
+        self.configs.seeded(view, self.seeds.get(node, Membership(())))
         self._reset(view, disk.base_index)
         self.views[node] = view
         if disk.entries:
@@ -261,27 +258,10 @@ class Oracle:
             raise Violation("snapshot", f"a snapshot through {index}, beyond every applied index")
         view.log[:] = self.committed_entries[:index]
         view.digests[:] = self.committed[:index]
+        self.configs.reset(view, index)
 
     def _check_protected(self) -> None:
-        i = len(self.committed)
-        if i == 0:
-            return
-        views = self.views
-        last = {n: (v.log[-1].term, len(v.log)) if v.log else (0, 0) for n, v in views.items()}
-        need = len(views) // 2 + 1
-        digest = self.committed[i - 1]
-        for n, v in views.items():
-            if len(v.log) >= i and v.digests[i - 1] == digest:
-                continue
-            mine = last[n]
-            voters = sorted(m for m, theirs in last.items() if mine >= theirs)
-            if len(voters) >= need:
-                raise Violation(
-                    "commit safety",
-                    f"entry {i} is committed but node {n} (last {mine[0]}/{mine[1]}) lacks it "
-                    f"and its log is as up-to-date as those of nodes {voters}, a majority",
-                    n,
-                )
+        check_protected(self.views, self.committed)
 
     def on_durable(self, node: NodeId, disk: SimDisk) -> None:
         """The disk's durable part changed (a sync completed, a torn crash)."""
@@ -373,6 +353,7 @@ class Oracle:
             self.committed_entries.append(e)
             self.commit_term.append(term)
             self.first_applier.append(node)
+            self.configs.on_committed(node, e, self.leaders)
             self._check_protected()
             self._first_application(node, applied)
         else:
@@ -384,6 +365,7 @@ class Oracle:
     def after_event(self, node: NodeId, raw: RawNode) -> None:
         """Role checks once a node has handled an event and drained its Readies."""
         r = raw.raft
+        self.configs.check_agrees(node, self.views[node], r.membership)
         if r.role is not Role.LEADER:
             return
         term = r.term
@@ -544,6 +526,10 @@ class Oracle:
                     node,
                 )
             self.refused.add(ident)
+
+    def on_member_reply(self, node: NodeId, reply: Reply) -> None:
+        """Node ``node`` answered a membership change request."""
+        self.configs.check_reply(node, reply, self.committed_entries)
 
     def on_write_ended(self, token: str, outcome: str) -> None:
         """A client's write of ``token`` ended ``ok``, ``fail`` or ``info``."""

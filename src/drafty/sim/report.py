@@ -35,7 +35,9 @@ from .events import (
     Fault,
     Heal,
     JobDone,
+    MemberAct,
     NemesisAct,
+    Stop,
     SyncDone,
     Tick,
 )
@@ -102,6 +104,8 @@ def replay_command(cfg: SimConfig) -> str:
         cmd += f" --raft {name}={text}"
     if cfg.torn_records:
         cmd += " --torn-records"
+    if cfg.members is not None:
+        cmd += f" --members {'on' if cfg.members else 'off'}"
     for node, rate in sorted(cfg.clock_rates.items()):
         cmd += f" --clock-rate {node}={rate}"
     return cmd
@@ -160,6 +164,8 @@ def summary_lines(sim: Simulation) -> list[str]:
         )
     else:
         lines.append("  snapshots: off")
+    if sc.members:
+        lines.append(members_line(sim))
     if out.liveness_ms is not None:
         conv = "" if out.converge_ms is None else f"; all nodes caught up at {out.converge_ms}ms"
         lines.append(f"  liveness: write committed {out.liveness_ms}ms after heal{conv}")
@@ -167,6 +173,20 @@ def summary_lines(sim: Simulation) -> list[str]:
         lines.append(f"  history: linearizability {out.linearizable}")
     lines.extend(sim.log)
     return lines
+
+
+def members_line(sim: Simulation) -> str:
+    """What the membership nemesis did, and what committed."""
+    st, mn = sim.oracle.stats, sim.members
+    goals = ", ".join(f"{k} {v}" for k, v in sorted(mn.done.items())) or "none"
+    asked = ", ".join(f"{k} {v}" for k, v in sorted(mn.asked.items()) if k != "sent")
+    return (
+        f"  membership: changes committed {st.config_changes}, nodes added {st.nodes_added}, "
+        f"removed {st.nodes_removed}, leaders removed {st.leaders_removed}; goals reached: "
+        f"{goals}; requests {mn.asked['sent']} ({asked or 'no answers'}); promote lag "
+        f"{sim.scenario.promote_lag}; now {sim.oracle.configs.current.describe()}"
+        + (f"; retired {sorted(sim.retired)}" if sim.retired else "")
+    )
 
 
 def violation_lines(sim: Simulation) -> list[str]:
@@ -223,6 +243,10 @@ def event_text(ev: Event) -> str:
         return f"client {ev.client} attempt {ev.attempt} lost: {ev.why}"
     if isinstance(ev, NemesisAct):
         return "nemesis acts"
+    if isinstance(ev, MemberAct):
+        return "membership nemesis acts"
+    if isinstance(ev, Stop):
+        return f"removed node {ev.node} stops"
     if isinstance(ev, Fault):
         a = ev.action
         if isinstance(a, Restart):

@@ -18,15 +18,19 @@ The run has three phases, in virtual time:
 
 1. **faults** for ``steps`` steps of ``tick_ms`` (one step = one tick period):
    each node ticks every ``tick_ms`` (with its own phase), messages travel
-   with latency, syncs take time, clients propose, the nemesis strikes;
+   with latency, syncs take time, clients propose, the nemesis strikes,
+   and in a share of seeds the membership nemesis (:mod:`drafty.sim.members`)
+   starts new nodes (:meth:`Simulation.add_node`), retires old ones for good
+   and changes the membership through whichever node leads;
 2. **heal** at ``steps * tick_ms``: every fault ends, the network turns calm,
    regular clients stop and a probe client writes. Within
    ``liveness_timeouts`` election timeouts a write must be ``ok``, or the
    cluster must at least have applied more of its backlog in that time (a
    long log caught up in small messages takes a while) ...
-3. **converge**: ... and every node must then apply it, its slowest node
+3. **converge**: ... and every member must then apply it, its slowest
    gaining ground in every period of that length (a node catching up a long
-   log may take several). Missing either bound is a ``liveness`` violation.
+   log may take several). Missing either bound is a ``liveness`` violation
+   (:mod:`drafty.sim.ending` runs these last two phases).
 
 After every event, the nodes it touched have their Actions carried out and
 the :class:`~drafty.sim.oracle.Oracle` checks them (logs, outcomes, replies,
@@ -39,13 +43,16 @@ itself instead of settling.
 
 Per-seed choices (:class:`Scenario`): PreVote and CheckQuorum on or off,
 heartbeat period, inflight window, message byte budget, network rates, disk
-latency, number of clients, nemesis tempo.
+latency, number of clients, nemesis tempo, leases, transfers, membership
+changes.
 
 Invariants
 ----------
 - Events are processed in (time, insertion) order; time never goes back.
 - Only a running node is ticked or stepped; a paused node's deliveries and
   sync completions wait for its resume; a down node's are lost.
+- A retired node is never restarted (:meth:`Simulation.down` leaves it out),
+  and a node is only retired between events (never inside its own step).
 """
 
 from __future__ import annotations
@@ -58,30 +65,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core import Message, NodeId, ProposalRefused, Ready, Role, SnapshotMeta
+from ..core import EntryKind, Message, NodeId, ProposalRefused, Ready, Role, SnapshotMeta
+from ..core.membership import Membership
 from ..node import Applied, Job, Node, Reply
 from ..node.envelope import Envelope
-from .diagnose import roles, stalled_replication
+from .ending import EndPhase
 from .events import (
     ClientAnswer,
     ClientArrive,
     ClientLost,
     ClientWake,
-    Deadline,
     Deliver,
     Event,
     Fault,
     Heal,
     JobDone,
+    MemberAct,
     NemesisAct,
     Note,
+    Stop,
     SyncDone,
     Tick,
 )
 from .front import ServiceFront
+from .members import MemberNemesis
+from .mirror import Violation
 from .nemesis import FAULT_KINDS, FaultAction, Nemesis
-from .network import Network, NetworkParams
-from .oracle import Oracle, Violation
+from .network import Network
+from .oracle import Oracle
 from .replica import EPOCH_MS, NodeState, Replica
 from .scenario import ALL_FAULTS, Scenario, SimConfig, parse_faults
 from .statecheck import StateCheck
@@ -113,7 +124,7 @@ class Outcome:
     """The checker's verdict on the history (ok / unknown), once the run ended cleanly."""
 
 
-class Simulation:
+class Simulation(EndPhase):
     """One seeded run; see the module docstring. Call :meth:`run` once."""
 
     def __init__(self, cfg: SimConfig) -> None:
@@ -151,6 +162,13 @@ class Simulation:
             self, self.rng, self.ids, kinds, hunt=sc.hunt, max_faulty=sc.max_faulty,
             transfer_rate=sc.transfer_rate, trng=random.Random(f"transfer-{cfg.seed}"),
         )  # fmt: skip
+        c = sc.config(1, cfg)
+        self.members = MemberNemesis(
+            self, random.Random(f"member-acts-{cfg.seed}"), max_members=cfg.nodes + 2,
+            lease=c.prevote or c.check_quorum,
+        )  # fmt: skip
+        self.retired: set[NodeId] = set()
+        """Nodes crashed for good by the membership nemesis."""
         timeout = sc.options.request_timeout_ms
         self.workload = Workload(
             self, self.rng, self.ids, sc.clients,
@@ -205,6 +223,8 @@ class Simulation:
             self._start(i)
             self._at(self.rng.randrange(cfg.tick_ms), Tick(i))
         self._at(0, NemesisAct())
+        if self.scenario.members:
+            self._at(self.members.next_gap(), MemberAct())
         self._at(self.heal_at, Heal())
         self.workload.start()
         queue = self._queue
@@ -282,6 +302,13 @@ class Simulation:
                 self.nemesis.act()
                 lo, hi = self.scenario.nemesis_gap
                 self._at(self.now + self.rng.randint(lo, hi), ev)
+        elif isinstance(ev, MemberAct):
+            if self.now < self.heal_at:
+                self.members.act()
+                self._at(self.now + self.members.next_gap(), ev)
+        elif isinstance(ev, Stop):
+            if ev.node not in self.retired:
+                self.retire(ev.node)
         elif isinstance(ev, Fault):
             self.nemesis.apply(ev.action)
         elif isinstance(ev, Heal):
@@ -382,7 +409,12 @@ class Simulation:
 
     def on_replies(self, replica: Replica, replies: Sequence[Reply]) -> None:
         incarnation = replica.node.incarnation
+        members = self.members
         for r in replies:
+            if members.owns(replica.id, incarnation, r):
+                self.oracle.on_member_reply(replica.id, r)
+                members.replied(replica.id, incarnation, r)
+                continue
             self.oracle.on_reply(replica.id, incarnation, r)
         self.replies += len(replies)
         self.front.replied(replica, replies)
@@ -397,8 +429,14 @@ class Simulation:
 
     def on_applied(self, node: Node, applied: Applied) -> None:
         rep = self.replicas[node.id]
-        self.oracle.on_applied(node.id, applied, node.raw.raft.term, rep.disk)
+        oracle = self.oracle
+        before = oracle.configs.current
+        oracle.on_applied(node.id, applied, node.raw.raft.term, rep.disk)
         self.statecheck.on_applied(node.id, applied)
+        if applied.entry.kind is EntryKind.CONFIG and oracle.configs.current is not before:
+            now = oracle.configs.current
+            self.workload.set_servers(sorted(now.members))
+            self.members.removal_committed(set(before.members - now.members))
 
     def on_restored(self, node: Node, meta: SnapshotMeta) -> None:
         self.statecheck.on_restored(node, meta)
@@ -431,23 +469,17 @@ class Simulation:
         r = rep.raw.raft
         return r.term if r.role is Role.LEADER else None
 
-    def probe_ok(self, token: str) -> None:
-        if self._probe_index:
-            return
-        index = self.oracle.tokens[token]
-        self._probe_index = index
-        self._converge_low = min(r.applied for r in self.replicas.values())
-        self.outcome.liveness_ms = self.now - self.heal_at
-        self.note(f"liveness: write committed at index {index}")
-        self._at(self.now + self.bound_ms, Deadline("converge"))
-
     # -- nemesis FaultHost -----------------------------------------------------
 
     def running(self) -> list[NodeId]:
         return [i for i in self.ids if self.replicas[i].state is NodeState.UP]
 
     def down(self) -> list[NodeId]:
-        return [i for i in self.ids if self.replicas[i].state is NodeState.DOWN]
+        """Nodes down for now (the retired stay down: they are not listed)."""
+        return [
+            i for i in self.ids
+            if self.replicas[i].state is NodeState.DOWN and i not in self.retired
+        ]  # fmt: skip
 
     def paused(self) -> list[NodeId]:
         return [i for i in self.ids if self.replicas[i].state is NodeState.PAUSED]
@@ -459,6 +491,42 @@ class Simulation:
             return False
         self.drive(leader)
         return True
+
+    # -- membership MemberHost -----------------------------------------------
+
+    def committed_membership(self) -> Membership:
+        return self.oracle.configs.current
+
+    def voters(self) -> list[NodeId]:
+        return sorted(self.oracle.configs.current.all_voters)
+
+    def add_node(self) -> NodeId:
+        node = max(self.ids) + 1
+        cfg, sc = self.cfg, self.scenario
+        self.replicas[node] = Replica(
+            sc.config(node, cfg, joiner=True), sc.options, cfg.node_factory, cfg.layer_factory,
+            ack_before_fsync=cfg.ack_before_fsync, forget_vote=cfg.forget_vote_on_restart,
+        )  # fmt: skip
+        self.ids += (node,)
+        self.deferred[node] = []
+        self.front.waiting[node] = {}
+        self.network.nodes += (node,)
+        self.nemesis.nodes += (node,)
+        self.workload.nodes += (node,)
+        self._start(node)
+        self._at(self.now + self.rng.randrange(cfg.tick_ms), Tick(node))
+        return node
+
+    def retire(self, node: NodeId) -> None:
+        if self.replicas[node].state is not NodeState.DOWN:
+            self.crash(node)
+        self.retired.add(node)
+
+    def retire_soon(self, node: NodeId) -> None:
+        self._at(self.now, Stop(node))
+
+    def unretire(self, node: NodeId) -> None:
+        self.retired.discard(node)
 
     def _start(self, node: NodeId) -> None:
         rep = self.replicas[node]
@@ -514,84 +582,3 @@ class Simulation:
         self.replicas[node].skew_ms += by_ms
         self.note(f"clock of node {node} jumps {by_ms:+d} ms")
         return True
-
-    # -- the end ---------------------------------------------------------------
-
-    def _heal(self) -> None:
-        self.note("heal: every fault ends, probing liveness")
-        p = self.network.params
-        self.network.params = NetworkParams(
-            latency_min=p.latency_min, latency_max=p.latency_max, reorder=p.reorder
-        )
-        self.network.tail.clear()  # fresh connections: no head-of-line wait on old spikes
-        self.nemesis.heal_all()
-        self.workload.drop = 0.0
-        self.workload.start_probe()
-        self._progress_mark = max(r.applied for r in self.replicas.values())
-        self._at(self.now + self.bound_ms, Deadline("leader"))
-
-    def _deadline(self, what: str) -> None:
-        ticks = self.bound_ms // self.cfg.tick_ms
-        stalled = stalled_replication(self.leader_guess(), self.replicas, self._queue)
-        cause = "stalled-replication" if stalled else None
-        if what == "leader" and not self._probe_index:
-            high = max(r.applied for r in self.replicas.values())
-            if high > self._progress_mark:  # working through a backlog: another bound
-                self._progress_mark = high
-                self.backlog_extensions += 1
-                self._at(self.now + self.bound_ms, Deadline("leader"))
-                return
-            raise Violation(
-                "liveness",
-                f"no write committed within {ticks} ticks ({self.cfg.liveness_timeouts} "
-                f"election timeouts) after faults healed, and nothing more applied in the "
-                f"last {ticks} ticks; {roles(self.replicas)}{stalled}",
-                cause=cause,
-            )
-        if what == "converge" and self.outcome.converge_ms is None:
-            low = min(r.applied for r in self.replicas.values())
-            if low > self._converge_low:  # still catching up: give it another bound
-                self._converge_low = low
-                self._at(self.now + self.bound_ms, Deadline("converge"))
-                return
-            lag = [
-                f"node {i} applied {r.applied}" for i, r in self.replicas.items()
-                if r.applied < self._probe_index
-            ]  # fmt: skip
-            raise Violation(
-                "liveness",
-                f"within {ticks} ticks of the probe write committing at index "
-                f"{self._probe_index}: {', '.join(lag)}; {roles(self.replicas)}{stalled}",
-                cause=cause,
-            )
-
-    def _check_converged(self) -> None:
-        target = self._probe_index
-        for rep in self.replicas.values():
-            if rep.state is not NodeState.UP or rep.applied < target:
-                return
-        self.outcome.converge_ms = self.now - self.heal_at
-        self.note(f"converged: every node applied index {target}")
-        self._final_checks()
-        self._done = True
-
-    def _final_checks(self) -> None:
-        oracle = self.oracle
-        for token in sorted(oracle.acked_tokens):
-            if token not in oracle.tokens:
-                raise Violation("acknowledged write lost", f"write of {token!r} never took effect")
-        prints: dict[int, tuple[str, NodeId]] = {}
-        for i, rep in self.replicas.items():
-            fp = rep.fingerprint()
-            seen = prints.setdefault(rep.applied, (fp, i))
-            if seen[0] != fp:
-                raise Violation(
-                    "state machine safety",
-                    f"nodes {seen[1]} and {i} applied up to {rep.applied} but their states differ",
-                    i,
-                )
-        if self.cfg.check_linearizable:
-            verdict, explanation = self.workload.history.judge()
-            if verdict == "violation":
-                raise Violation("linearizability", explanation)
-            self.outcome.linearizable = verdict

@@ -15,6 +15,12 @@ A forced value (``config_overrides``, ``clients``, ``hunt``) still consumes
 its draw, so forcing one choice leaves the others
 of a seed unchanged.
 
+Choices added later come from generators of their own, seeded from the seed
+and a name (leases, transfers, membership changes), so that a seed that
+does not use them runs exactly as it did before they existed: a share of
+seeds runs the membership nemesis (:mod:`drafty.sim.members`), with a
+per-seed bound on how far behind a learner may be promoted.
+
 Invariants: :class:`Scenario.choose` draws the same number of values for
 every configuration; :meth:`Scenario.config` always yields a valid Config.
 """
@@ -69,6 +75,8 @@ class SimConfig:
     """Config fields forced for every node (else drawn per seed)."""
     transfers: float | None = None
     """Probability per nemesis action of a leadership transfer; None: per seed."""
+    members: bool | None = None
+    """Run the membership nemesis (add, remove, replace nodes); None: per seed."""
     clock_rates: Mapping[int, float] = field(default_factory=dict)
     """Test-only: node -> how fast its clock runs (else drawn per seed); a
     rate past the lease's drift bound shows what the bound protects."""
@@ -120,6 +128,11 @@ class Scenario:
     clock_rates: tuple[float, ...] = ()
     """Per node (node i at ``[i - 1]``), how fast its clock runs; within the
     lease's drift bound unless ``SimConfig.clock_rates`` plants otherwise."""
+    members: bool = False
+    """The membership nemesis runs (own generator; see the module docstring)."""
+    promote_lag: int = 1000
+    """``Config.promote_max_lag_entries`` (small when ``members``, so that
+    promotions are refused until the learner caught up)."""
 
     @classmethod
     def choose(cls, rng: random.Random, cfg: SimConfig) -> Scenario:
@@ -164,10 +177,16 @@ class Scenario:
         transfers = trng.choice((0.0, 0.0, 0.1, 0.3))
         transfers = transfers if cfg.transfers is None else cfg.transfers
         quorum = sc.check_quorum or lease  # leases need CheckQuorum
+        mrng = random.Random(f"members-{cfg.seed}")
+        members = _pick(mrng.random() < 0.35, cfg.members)
+        lag = mrng.choice((0, 3, 20, 200)) if members else 1000
         return replace(sc, lease_reads=lease, clock_rates=rates, options=options,
-                       check_quorum=quorum, transfer_rate=transfers)  # fmt: skip
+                       check_quorum=quorum, transfer_rate=transfers, members=members,
+                       promote_lag=lag)  # fmt: skip
 
-    def config(self, node: NodeId, cfg: SimConfig) -> Config:
+    def config(self, node: NodeId, cfg: SimConfig, *, joiner: bool = False) -> Config:
+        """Node ``node``'s Config: a founder's, or (``joiner``) one that joins
+        the running cluster knowing no membership."""
         fields: dict[str, object] = {
             "election_ticks": cfg.election_ticks,
             "heartbeat_ticks": self.heartbeat_ticks,
@@ -177,9 +196,10 @@ class Scenario:
             "check_quorum": self.check_quorum,
             "forward_proposals": self.forward_proposals,
             "lease_reads": self.lease_reads,
+            "promote_max_lag_entries": self.promote_lag,
         }
         fields.update(cfg.config_overrides)
-        voters = tuple(range(1, cfg.nodes + 1))
+        voters = () if joiner else tuple(range(1, cfg.nodes + 1))
         return Config(node, voters, **fields)  # type: ignore[arg-type]
 
 

@@ -46,7 +46,7 @@ from ..node.sessions import SessionTable
 from ..service.kv import KVStore
 from .disk import SimDisk
 from .files import load_newest
-from .oracle import Violation
+from .mirror import Violation
 
 _MASK: Final = (1 << 64) - 1
 

@@ -26,6 +26,10 @@ the :class:`Host` (the oracle checks them against what the log executed).
 After the fault phase the regular clients stop, and a *probe* client writes
 until one write is ``ok``: the liveness check.
 
+When the cluster's membership changes (:meth:`Workload.set_servers`), every
+client's server list becomes the new members, as an operator would update
+a client's configuration; a leader hint may still name any node.
+
 Invariants
 ----------
 - A client's ``process`` has at most one operation outstanding; ``info``
@@ -127,15 +131,26 @@ class Workload:
         self.deadline_ms = deadline_ms
         self.think_ms = think_ms
         self.drop = drop
+        self.servers: list[NodeId] = list(nodes)
+        """The nodes clients send to (the members; every node until a change)."""
         self.history = History()
         self.clients = [self._new_client(c, probe=False) for c in range(clients)]
         self.stopped = False
         self._next_process = clients
 
     def _new_client(self, cid: int, probe: bool) -> SimClient:
-        servers = [address(n) for n in self.nodes]
+        servers = [address(n) for n in self.servers]
         self.rng.shuffle(servers)
         return SimClient(cid, cid, ClientState(servers), probe=probe)
+
+    def set_servers(self, nodes: list[NodeId]) -> None:
+        """The members changed: clients send to ``nodes`` from now on (each
+        client in its own rotation, so they do not all start at one node)."""
+        self.servers = list(nodes)
+        for c in self.clients:
+            k = c.id % len(nodes)
+            c.state.servers = [address(n) for n in nodes[k:] + nodes[:k]]
+            c.state.current %= len(nodes)
 
     # -- lifecycle ---------------------------------------------------------
 

@@ -221,6 +221,10 @@ class _Link:
             await writer.drain()
 
 
+class UnknownPeerHello(DecodeError):
+    """A well-formed hello from a node that is not (or not yet) our peer."""
+
+
 class PeerTransport:
     """Sends core messages to peers and hands received ones to ``deliver``."""
 
@@ -349,6 +353,11 @@ class PeerTransport:
         tune_socket(writer.get_extra_info("socket"), self.limits)
         try:
             await self._serve(name, reader, writer)
+        except UnknownPeerHello as e:
+            # A node that joins dials the members before they all learnt of it:
+            # expected for a moment, and it redials.
+            self.stats["hello_from_unknown_peer"] += 1
+            log.info("%s from %s: closing: %s", name, peername, e)
         except DecodeError as e:
             self.stats["garbage_from_peer"] += 1
             log.warning("%s from %s: closing, peer sent garbage: %s", name, peername, e)
@@ -409,5 +418,5 @@ class PeerTransport:
         if body.cluster != self.cluster:
             raise DecodeError(f"hello from cluster {body.cluster!r}, not {self.cluster!r}")
         if body.node not in self.peers:
-            raise DecodeError(f"hello from node {body.node}, which is not a peer")
+            raise UnknownPeerHello(f"hello from node {body.node}, which is not a peer (yet)")
         return body.node
