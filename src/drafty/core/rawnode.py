@@ -313,7 +313,7 @@ class RawNode:
 
     # -- introspection -----------------------------------------------------
 
-    def status_removed(self) -> bool:
+    def is_removed(self) -> bool:
         """Whether this node knows its cluster removed it (cheaper than status())."""
         m = self.raft.membership
         return m.known and self.raft.id not in m.members

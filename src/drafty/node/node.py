@@ -414,7 +414,7 @@ class Node(Snapshotting, MemberChanges):
             why = "node is shutting down"
         elif self.pending >= self.options.max_pending:
             why = "too many requests waiting on this node"
-        elif self.raw.status_removed():
+        elif self.raw.is_removed():
             why = "this node was removed from the cluster; ask a member"
         if why is not None:
             self._replies.append(Reply(rid, error=Refused(why)))
