@@ -100,13 +100,22 @@ def test_rng_must_be_a_random_instance() -> None:
 # -- single node -----------------------------------------------------------------
 
 
-def test_single_node_elects_itself_and_commits_after_persist() -> None:
+def test_single_node_elects_itself_once_its_vote_is_durable_and_commits_after_persist() -> None:
     raw = node(voters=(1,))
     raw.campaign()
+    # Its own vote counts once durable: leading before, it could lose the term
+    # in a crash and lead it again after the restart with other entries.
+    assert raw.status().role is Role.CANDIDATE
+    rd = raw.ready()
+    assert rd.hard_state == HardState(term=1, vote=1, commit=0)
+    assert rd.entries == rd.messages == rd.messages_after_persist == ()
+    raw.advance(rd)
+    assert raw.status().role is Role.CANDIDATE
+    raw.on_persisted(rd.number)
     assert raw.status().role is Role.LEADER
     rd = raw.ready()
     assert rd.soft_state is not None and rd.soft_state.role is Role.LEADER
-    assert rd.hard_state == HardState(term=1, vote=1, commit=0)
+    assert rd.hard_state is None
     assert [(e.index, e.term, e.kind) for e in rd.entries] == [(1, 1, EntryKind.NOOP)]
     assert rd.committed_entries == ()  # not durable yet, so not committed
     raw.advance(rd)
@@ -130,6 +139,7 @@ def test_single_node_elects_itself_on_timeout() -> None:
     raw = node(voters=(1,), election_ticks=5)
     for _ in range(9):
         raw.tick()
+    drain(raw)  # its vote, durable
     assert raw.status().role is Role.LEADER
     assert raw.status().term == 1
 
@@ -159,6 +169,7 @@ def test_propose_with_no_known_leader_raises() -> None:
 def test_propose_non_bytes_raises(bad: object) -> None:
     raw = node(voters=(1,))
     raw.campaign()
+    drain(raw)
     last = raw.status().last_index
     with pytest.raises(CoreMisuse, match="must be bytes"):
         raw.propose(bad)  # type: ignore[arg-type]
@@ -170,6 +181,7 @@ def test_propose_non_bytes_raises(bad: object) -> None:
 def test_propose_batch_returns_last_index() -> None:
     raw = node(voters=(1,))
     raw.campaign()
+    drain(raw)
     assert raw.propose_batch([b"a", b"b", b"c"]) == 4
     assert [e.data for e in drain(raw).entries] == [b"", b"a", b"b", b"c"]
 

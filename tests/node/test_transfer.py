@@ -112,14 +112,68 @@ def test_the_sender_gives_up_after_max_resends() -> None:
     assert lead.counters["snapshot_send_timeouts"] == 1
 
 
-def test_a_chunk_of_an_unknown_transfer_past_offset_zero_is_refused() -> None:
+def test_a_window_delivered_in_reverse_order_still_completes() -> None:
+    # Seed 6480 (3 nodes, members on, reordering network): a later chunk that
+    # overtook chunk 0 was refused, which ended the transfer; the next one,
+    # reordered too, ended alike, and a new learner never got its snapshot.
     lead, fol = leader(), follower()
     lead.send(InstallSnapshot(1, 2, 5, META), now_ms=0)
-    _, c1, _ = chunks(lead)
-    (a,) = feed(fol, [c1])
-    assert a.status == ACK_REFUSED and a.transfer == c1.transfer
-    lead.on_ack(a, now_ms=1)
+    window = chunks(lead)
+    (a2, a1, a0) = feed(fol, window[::-1])
+    assert (a2.status, a2.received) == (ACK_PROGRESS, 0)  # "none of it here yet"
+    assert (a1.status, a1.received) == (ACK_PROGRESS, 0)
+    assert (a0.status, a0.received) == (ACK_PROGRESS, 100)  # chunk 0 starts the receive
+    assert fol.counters["snapshot_chunk_unknown_transfer"] == 2
+    now = 0
+    for a in (a2, a1, a0):
+        lead.on_ack(a, now_ms=now)
+    assert lead.reports == [] and lead.counters["snapshot_send_restarts"] == 0
+    pending = chunks(lead)  # the window slid by one chunk
+    while fol.receiving is not None and fol.receiving[0] < window[0].total:
+        now += 60
+        for a in feed(fol, pending, now=now):
+            lead.on_ack(a, now_ms=now)
+        pending = chunks(lead)
+        if not pending:
+            lead.tick(now_ms=now + 60)  # the gap left by chunks 1 and 2: resent
+            pending = chunks(lead)
+    assert fol.receiving == (window[0].total, window[0].total) and lead.reports == []
+
+
+def test_a_follower_that_lost_an_acknowledged_transfer_gets_it_again_from_byte_zero() -> None:
+    lead, fol = leader(), follower()
+    lead.send(InstallSnapshot(1, 2, 5, META), now_ms=0)
+    c0, c1, c2 = chunks(lead)
+    for a in feed(fol, [c0, c1]):
+        lead.on_ack(a, now_ms=1)
+    assert lead.sending() == {2: (200, c0.total)}
+    chunks(lead)
+    fol.close()  # the follower restarted: its partial file is gone
+    (a,) = feed(fol, [c2])
+    lead.on_ack(a, now_ms=2)
+    assert lead.counters["snapshot_send_restarts"] == 1 and lead.reports == []
+    again = chunks(lead)
+    assert [c.offset for c in again] == [0, 100, 200] and again[0].transfer == c0.transfer
+    feed(fol, again)
+    assert fol.receiving == (300, c0.total)
+
+
+def test_an_overtaken_chunk_zero_of_an_older_transfer_does_not_replace_the_receive() -> None:
+    lead, fol = leader(), follower()
+    lead.send(InstallSnapshot(1, 2, 5, META), now_ms=0)
+    old0 = chunks(lead)[0]
+    lead.tick(now_ms=50)
+    lead.tick(now_ms=100)
+    lead.tick(now_ms=150)  # given up
     assert lead.reports == [(2, False)]
+    chunks(lead)  # the resends
+    lead.send(InstallSnapshot(1, 2, 5, META), now_ms=200)
+    new = chunks(lead)
+    assert new[0].transfer > old0.transfer
+    feed(fol, new[:2])
+    assert feed(fol, [old0]) == []
+    assert fol.receiving == (200, new[0].total)
+    assert fol.counters["snapshot_chunk_stale"] == 1
 
 
 def test_chunks_of_another_term_or_to_a_non_follower_are_ignored() -> None:

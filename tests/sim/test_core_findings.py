@@ -14,6 +14,7 @@ from drafty.core import (
     AppendEntries,
     Config,
     Entry,
+    EntryKind,
     HardState,
     Heartbeat,
     NotLeader,
@@ -21,7 +22,7 @@ from drafty.core import (
     Role,
     VoteRequest,
 )
-from drafty.core.membership import ConfChange, Membership
+from drafty.core.membership import ConfChange, Membership, encode
 from drafty.node import DiskWrite
 from drafty.sim import MemoryCluster, SimDisk
 
@@ -143,3 +144,36 @@ def test_a_leader_removed_by_its_pending_entry_may_still_campaign() -> None:
     assert c.leader() == 2
     assert r2.membership == Membership.of((2,)) and not r2.membership.joint
     assert r1.role is Role.FOLLOWER
+
+
+def test_a_single_voter_leads_only_a_term_it_has_stored() -> None:
+    """Seed 3591 (3 nodes, members auto; found by the sweep after the split-vote
+    changes moved its random stream): node 2, the only voter, won its election at
+    once and sent entries of the new term to a member it still replicated to
+    before the term was durable. A crash before the fsync lost the term, and after
+    the restart node 2 led the same term again with other entries: two different
+    entries of one term at one index (log matching). Now a candidate counts its
+    own vote only once its hard state is durable."""
+    ids = Membership.of([1], [2])
+    log = [Entry(1, 1, EntryKind.CONFIG, encode(ids))]
+
+    def start() -> RawNode:
+        return RawNode(Config(1, (1,)), random.Random(1), hard_state=HardState(1, 1, 1),
+                       entries=log, applied=1)  # fmt: skip
+
+    raw = start()
+    raw.campaign()
+    rd = raw.ready()
+    assert rd.hard_state is not None and rd.hard_state.term == 2
+    assert rd.messages == rd.entries == ()  # nothing of term 2 before it is stored
+    assert raw.status().role is Role.CANDIDATE
+    raw.advance(rd)
+    raw = start()  # crashed before the fsync: term 2 is lost, and nobody saw it
+    raw.campaign()
+    rd = raw.ready()
+    raw.advance(rd)
+    raw.on_persisted(rd.number)
+    assert raw.status().role is Role.LEADER and raw.status().term == 2
+    rd = raw.ready()
+    assert [type(m) for m in rd.messages] == [AppendEntries]
+    assert [e.kind for e in rd.entries] == [EntryKind.NOOP]

@@ -77,18 +77,18 @@ SETUP: dict[str, dict[str, object]] = {
 FIRST_SEED = {
     "commit-by-counting": 9,  # commit safety (figure 8 about to happen)
     "double-vote": 1,  # vote monotonic (a second vote in the same term)
-    "joint-ignores-outgoing": 1,  # commit safety (old voters could elect one lacking it)
-    "learner-acks-count": 9,  # commit safety (committed by one voter and a learner)
+    "joint-ignores-outgoing": 13,  # commit safety (old voters could elect one lacking it)
+    "learner-acks-count": 1,  # commit safety (committed by one voter and a learner)
     "forget-vote": 1,  # vote monotonic (restarted without its vote)
     "ack-before-fsync": 1,  # applied before durable (released before the fsync)
     "reuse-request-numbers": 1,  # refused but applied (one identity across lives)
     "apply-duplicate": 4,  # exactly once (a retried session pair ran twice)
     "refuse-after-apply": 1,  # refused but applied
-    "local-session-clock": 7,  # log clock (a skewed follower's stamp moved log time)
+    "local-session-clock": 5,  # log clock (a skewed follower's stamp moved log time)
     "leaky-snapshot-view": 2,  # snapshot state (a view saw later writes)
-    "restore-forgets-sessions": 3,  # snapshot state (sessions lost on restore)
+    "restore-forgets-sessions": 8,  # snapshot state (sessions lost on restore)
     "install-without-restore": 9,  # snapshot state (core installed, state machine not)
-    "read-without-index": 8,  # linearizability (a deposed leader's stale read)
+    "read-without-index": 9,  # linearizability (a deposed leader's stale read)
 }
 
 

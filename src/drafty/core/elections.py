@@ -5,9 +5,30 @@ Theory of operation
 A campaign (:meth:`Elections.campaign`) starts with a PreVote round when
 ``prevote`` is on: the node asks for votes in the term it *would* move to,
 changing nobody's term (dissertation §9.6); only a majority of yeses makes it
-a candidate, which bumps its term, votes for itself and asks again. A vote
-is granted to a candidate whose log is at least as up to date (paper §5.4.1),
-at most once per term.
+a candidate, which bumps its term, votes for itself and asks again. Its own
+vote counts only once its term and vote are durable
+(:meth:`Elections.vote_durable`): a term is never led before it is stored. A
+vote is granted to a candidate whose log is at least as up to date (paper
+§5.4.1), at most once per term. A vote request of an older term is answered with a
+refusal carrying ours (figure 2), so a candidate behind in term catches up
+even when the nodes ahead of it never ask it for votes (their membership is
+older than its own).
+
+*Split votes.* Two candidates that time out within one message delay of each
+other each vote for themselves and refuse the other: with two voters (or
+four, split two and two) nobody wins, and the random timeouts must part them.
+When a delay is a sizeable part of the timeout's random range they often do
+not, round after round. So a candidate that refused, in the term it
+campaigns in, a rival whose log is more up to date than its own, or as up to
+date with a lower id, *yields* (:meth:`Elections._note_rival`): its next
+election timeout in that term is one election timeout longer, and the rival,
+which does not yield, times out first and gets its vote in the next term.
+This only spaces campaigns out; which vote is granted is unchanged.
+
+A node that cannot campaign (a learner, a removed or joining node) whose
+leader has been silent for an election timeout forgets it
+(:meth:`Elections._timed_out`): it would otherwise forward requests to
+that leader for ever, and a leader that removed it drops them.
 
 A voter that heard from a leader within the minimum election timeout ignores
 vote requests (§4.2.3, *the lease on votes*): a node that was cut off cannot
@@ -27,6 +48,7 @@ its read lease: the target may win before the old leader hears of it.
 Invariants
 ----------
 - At most one vote per term (``vote`` is persisted before the grant leaves).
+- A candidate's own vote is in ``votes`` only once it is durable.
 - A transfer is in progress only on a leader, for at most ``election_ticks``
   ticks, and only towards a voter other than itself.
 """
@@ -43,7 +65,7 @@ from .messages import Message, TimeoutNow, VoteRequest, VoteResponse
 from .progress import Progress
 from .quorum import VoteResult
 from .readonly import ReadQueue
-from .types import NONE, NodeId, Role
+from .types import NONE, HardState, NodeId, Role
 
 
 class Elections:
@@ -63,10 +85,13 @@ class Elections:
     progress: dict[NodeId, Progress]
     votes: dict[NodeId, bool]
     election_elapsed: int
+    timeout: int
     ticks: int
     quiet_ticks: int
     reads: ReadQueue
     counters: Counter[str]
+    yield_to: NodeId
+    """The rival of this term's split vote that campaigns first (NONE: none)."""
     transferee: NodeId
     """The voter leadership is being handed to (NONE: no transfer)."""
     transfer_elapsed: int
@@ -115,16 +140,34 @@ class Elections:
         return before.is_voter(self.id)
 
     def _start_round(self, transfer: bool = False) -> None:
-        """Vote for ourselves and ask every peer (a pre-vote asks for term + 1)."""
-        self.votes[self.id] = True
-        if self._tally():
-            return  # a single voter decides at once
+        """Ask every voter peer (a pre-vote asks for term + 1). A pre-candidate
+        counts its own pre-vote at once (a single voter decides there and
+        then); a candidate its own vote once that is durable (:meth:`vote_durable`)."""
         pre = self.role is Role.PRE_CANDIDATE
+        if pre:
+            self.votes[self.id] = True
+            if self._tally():
+                return
         term = self.term + 1 if pre else self.term
         last_index, last_term = self.log.last_index(), self.log.last_term()
         for p in self.peers:
             if self.membership.is_voter(p):
                 self._send(VoteRequest(self.id, p, term, last_index, last_term, pre, transfer))
+
+    def vote_durable(self, hard: HardState) -> None:
+        """The driver made ``hard`` durable (:meth:`RawNode.on_persisted`): a
+        candidate whose own vote it holds counts it now. Counting it before
+        would let a single voter lead, and send entries of, a term its disk may
+        still lose: after a crash before the fsync it would lead that term
+        again with other entries (seed 3591, 3 nodes, a leader left alone with
+        a learner). Other voters answer only once the vote is durable anyway."""
+        if (
+            self.role is Role.CANDIDATE
+            and (hard.term, hard.vote) == (self.term, self.id)
+            and self.id not in self.votes
+        ):
+            self.votes[self.id] = True
+            self._tally()
 
     def _tally(self) -> bool:
         """Act on the votes so far; True if the election was decided."""
@@ -173,6 +216,33 @@ class Elections:
                 self._send(VoteResponse(self.id, m.src, self.term, True))
         else:
             self._send(VoteResponse(self.id, m.src, self.term, False, pre=m.pre))
+            if not m.pre and self.vote == self.id and self.role is not Role.LEADER:
+                self._note_rival(m)
+
+    def _note_rival(self, m: VoteRequest) -> None:
+        """We refused ``m`` because we campaign in its term too (a split vote):
+        yield if the rival should go first (see "Split votes" above). A rival
+        whose log is more up to date can win our vote, while we cannot win its;
+        between equal logs the lower id goes first, so that exactly one yields."""
+        theirs = (m.last_term, m.last_index)
+        ours = (self.log.last_term(), self.log.last_index())
+        if self.yield_to != NONE or theirs < ours or (theirs == ours and m.src > self.id):
+            return
+        self.yield_to = m.src
+        self.counters["split_vote_yields"] += 1
+        if self.role is not Role.CANDIDATE:
+            self.timeout += self.cfg.election_ticks  # lost already: the timer runs
+        # (a candidate's next timer, drawn once it loses, is the longer one)
+
+    def _timed_out(self) -> None:
+        """The election timer of a non-leader ran out: campaign, or, on a node
+        that cannot, forget a leader that went silent (see the module
+        docstring) and end a campaign it may no longer make."""
+        if self._may_campaign():
+            self.campaign()
+        elif self.leader != NONE or self.role is not Role.FOLLOWER:
+            self.counters["leader_lost"] += 1
+            self.become_follower(self.term, NONE)
 
     # -- leadership transfer -----------------------------------------------------------
 

@@ -6,14 +6,17 @@ A node is always in exactly one :class:`Role`. The role decides what a tick
 means and how a message is handled; everything else is shared:
 
 - FOLLOWER: counts ticks since it last heard from a leader; past its
-  randomised election timeout it starts a campaign. Stores appended entries.
+  randomised election timeout it starts a campaign (a node that cannot
+  campaign forgets that leader instead). Stores appended entries.
 - PRE_CANDIDATE (with ``prevote``): asks the voters whether they *would* vote
   for it in the next term, changing nobody's term (dissertation §9.6). Only on
   a majority of yeses does it become a candidate. A node cut off from the
   cluster therefore never inflates the term and never disrupts a healthy
   leader when it comes back.
 - CANDIDATE: has bumped its term and voted for itself; wins on a majority of
-  votes (paper §5.2), becomes a follower on losing or on hearing of a leader.
+  votes (paper §5.2), its own counted once durable (a single voter never
+  leads a term a crash could take back), becomes a follower on losing or on
+  hearing of a leader.
 - LEADER: appends a no-op entry on election (§5.4.2, so entries of earlier
   terms get committed), replicates to each follower through its
   :class:`~drafty.core.progress.Progress`, sends heartbeats, and commits
@@ -120,8 +123,11 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
         self.quiet_ticks = config.election_ticks if config.lease_reads and hard.term else 0
         """With leases, a node that may have answered a leader's round before a
         restart ignores vote requests until it has ticked this many times."""
+        self.yield_to: NodeId = NONE
+        """A rival of this term's split vote that campaigns first (see Elections._note_rival)."""
         self.timeout = self._random_timeout()
-        """This round's election timeout, in ``[election_ticks, 2 * election_ticks)``."""
+        """This round's election timeout, in ``[election_ticks, 2 * election_ticks)``
+        (one election timeout more while yielding to a rival)."""
         self.votes: dict[NodeId, bool] = {}
         self.transferee: NodeId = NONE
         self.transfer_elapsed = 0
@@ -153,7 +159,7 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
 
     def _random_timeout(self) -> int:
         e = self.cfg.election_ticks
-        return e + self.rng.randrange(e)
+        return e + self.rng.randrange(e) + (e if self.yield_to != NONE else 0)
 
     def _send(self, m: Message) -> None:
         if isinstance(m, _IMMEDIATE) or (isinstance(m, (VoteRequest, VoteResponse)) and m.pre):
@@ -168,6 +174,7 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
         if term != self.term:
             self.term = term
             self.vote = NONE
+            self.yield_to = NONE
         self.leader = NONE
         self.election_elapsed = 0
         self.heartbeat_elapsed = 0
@@ -213,7 +220,7 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
         else:
             self.election_elapsed += 1
             if self.election_elapsed >= self.timeout:
-                self.campaign()
+                self._timed_out()
 
     def _tick_leader(self) -> None:
         self._transfer_tick()
@@ -331,8 +338,10 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
             # disrupting (with PreVote, nobody else raises the term for it):
             # tell it our term so it steps down.
             self._send(AppendResponse(self.id, m.src, self.term, False, 0))
-        elif isinstance(m, VoteRequest) and m.pre:
-            self._send(VoteResponse(self.id, m.src, self.term, False, pre=True))
+        elif isinstance(m, VoteRequest):
+            # Tell a candidate behind in term ours (figure 2), pre-vote or not: the
+            # nodes ahead may never ask it (see Elections, module docstring).
+            self._send(VoteResponse(self.id, m.src, self.term, False, pre=m.pre))
         self.counters["stale_term"] += 1
 
     def _step_candidate(self, m: Message) -> None:

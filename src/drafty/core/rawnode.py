@@ -145,6 +145,8 @@ class RawNode:
         self._advanced = 0
         self._persisted = 0
         self._to_persist: dict[int, tuple[int, int, int]] = {}
+        self._hard_at: dict[int, HardState] = {}
+        """Ready number -> the hard state it persists, until durable."""
 
     # -- input -------------------------------------------------------------
 
@@ -286,6 +288,8 @@ class RawNode:
         if rd.number != self._issued or self._advanced == self._issued:
             raise CoreMisuse(f"advance of Ready {rd.number}, but Ready {self._issued} is out")
         self._advanced = rd.number
+        if rd.hard_state is not None:
+            self._hard_at[rd.number] = rd.hard_state
         log = self.raft.log
         # If the core was stepped since ready() and replaced part of what this
         # Ready persists, only its prefix that is still in the log counts.
@@ -299,7 +303,8 @@ class RawNode:
             log.applied = max(log.applied, rd.committed_entries[-1].index)
 
     def on_persisted(self, number: int) -> None:
-        """Ready ``number`` and every earlier one are durable on this node."""
+        """Ready ``number`` and every earlier one are durable on this node (a
+        candidate whose vote for itself they hold may win now)."""
         if number > self._advanced:
             raise CoreMisuse(f"Ready {number} reported durable before it was advanced")
         if number <= self._persisted:
@@ -310,6 +315,8 @@ class RawNode:
             # Readies still in flight may have rewritten from their first index on.
             cap = min((f for f, _, _ in self._to_persist.values()), default=index + 1) - 1
             self.raft.persisted_to(index, term, cap)
+        for n in sorted(k for k in self._hard_at if k <= number):
+            self.raft.vote_durable(self._hard_at.pop(n))  # a candidate's own vote counts
 
     # -- introspection -----------------------------------------------------
 

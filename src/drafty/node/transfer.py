@@ -16,7 +16,11 @@ Sender (leader), per follower, at most one transfer:
   node's incarnation, so a restarted leader never reuses one);
 - each :class:`~drafty.core.SnapshotAck` with more bytes received slides the
   window; ``ACK_INSTALLED`` ends it well (``report(peer, True)``),
-  ``ACK_REFUSED`` badly (``report(peer, False)``);
+  ``ACK_REFUSED`` badly (``report(peer, False)``); an ack of no bytes at all
+  after the follower acknowledged some means it lost the transfer (it
+  restarted, or dropped it): start again from byte 0, same transfer. Acks
+  with fewer bytes than acknowledged are otherwise ignored (they were
+  overtaken on the way);
 - no progress for ``ack_timeout_ms``: go back to the last acknowledged byte
   and resend (chunks may be lost); after ``max_resends`` such rounds, give up
   (``report(peer, False)``: the core probes the follower again and sends a
@@ -25,11 +29,17 @@ Sender (leader), per follower, at most one transfer:
 Receiver (follower), at most one transfer at a time:
 
 - a chunk at offset 0 of a transfer it does not know, from the leader of its
-  current term, starts receiving (dropping any other partial transfer) into
-  an :class:`~drafty.node.ports.Incoming`; chunks must then arrive in order;
-  a gap or a repeat is answered with how far it got;
-- a chunk at a later offset of an unknown transfer is refused (a transfer the
-  follower dropped, or from before its restart): the sender starts over;
+  current term, starts receiving (dropping any other partial transfer, but
+  not for an older transfer of the same sender: that chunk was overtaken)
+  into an :class:`~drafty.node.ports.Incoming`; chunks must then arrive in
+  order; a gap or a repeat is answered with how far it got;
+- a chunk at a later offset of an unknown transfer is answered "no bytes of
+  it here" (an ack of 0), not refused: the network may have delivered it
+  before chunk 0, which is still on its way. If chunk 0 was lost, the
+  sender's ack timeout resends it; if the follower dropped a transfer it had
+  acknowledged bytes of, the sender starts it over from byte 0. (Refusing
+  ended the transfer, and on a reordering network its successors too, for
+  ever: chunk 0 rarely came first of a window sent at once.)
 - when every byte is in, a :class:`~drafty.node.ports.FinishReceive` job
   checks and keeps the file off the loop; its payload then comes back
   through :meth:`Transfers.finished`, and the node steps the InstallSnapshot
@@ -216,6 +226,14 @@ class Transfers:
             s.next = max(s.next, s.acked)
             s.progress_ms, s.resends = now_ms, 0
             self._pump(s)
+        elif m.status == ACK_PROGRESS and m.received == 0 and s.acked > 0:
+            # The follower holds none of it any more (a receive only ever
+            # acknowledges a non-empty prefix): start over from byte 0. A stale
+            # ack of 0 overtaken by later ones costs one window of resends.
+            self._count("snapshot_send_restarts")
+            s.acked = s.next = 0
+            s.progress_ms = now_ms
+            self._pump(s)
 
     def cancel_sends(self) -> None:
         """This node stopped leading: its transfers mean nothing any more."""
@@ -246,8 +264,12 @@ class Transfers:
                 self._ack(r.src, r.term, r.transfer, r.received, ACK_PROGRESS)
             return None
         if m.offset != 0:
+            # Chunk 0 may still be on its way (see the module docstring).
             self._count("snapshot_chunk_unknown_transfer")
-            self._ack(m.src, m.term, m.transfer, 0, ACK_REFUSED)
+            self._ack(m.src, m.term, m.transfer, 0, ACK_PROGRESS)
+            return None
+        if r is not None and r.src == m.src and r.term == m.term and m.transfer < r.transfer:
+            self._count("snapshot_chunk_stale")  # its sender moved on to r's transfer
             return None
         if not needed(m.meta):
             self._count("snapshot_not_needed")
