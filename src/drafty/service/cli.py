@@ -41,6 +41,8 @@ def add_subcommands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
     p.add_argument("--dir", type=Path, default=Path("drafty-data"), help="data directory")
     p.add_argument("--port", type=int, default=7379, help="client port of node 1 (default 7379)")
+    p.add_argument("--peer-port", type=int, default=None,
+                   help="Raft port of node 1 (default: --port + 100)")  # fmt: skip
     p.set_defaults(func=_cluster)
 
     def client_cmd(name: str, help: str, args: list[str]) -> argparse.ArgumentParser:
@@ -169,7 +171,13 @@ def _cluster(args: argparse.Namespace) -> int:
     if not 1 <= args.nodes <= 9:
         print("drafty cluster: --nodes must be in 1..9", file=sys.stderr)
         return 2
-    return run_cluster(args.nodes, args.dir, args.port)
+    for name in ("port", "peer_port"):
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= 65535 - args.nodes:
+            print(f"drafty cluster: --{name.replace('_', '-')} must leave room for "
+                  f"{args.nodes} ports below 65536", file=sys.stderr)  # fmt: skip
+            return 2
+    return run_cluster(args.nodes, args.dir, args.port, args.peer_port)
 
 
 def _show(value: Any) -> str:

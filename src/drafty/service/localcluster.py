@@ -1,11 +1,14 @@
 """``drafty cluster``: a local cluster of real ``drafty serve`` processes.
 
 Writes ``DIR/cluster.toml`` (node i serves Redis clients on ``PORT+i-1`` and
-Raft peers on ``PORT+100+i-1``), starts one process per node with its data
+Raft peers on ``PEER_PORT+i-1``, ``PORT+100`` unless ``--peer-port`` says
+otherwise), checks that every one of those ports is free (and starts
+nothing if one is not, naming it), starts one process per node with its data
 in ``DIR/node-i`` and its log in ``DIR/node-i.log``, waits for a leader,
 writes a key through one node and reads it back through another to show the
 cluster working, then keeps running until Ctrl-C (or SIGTERM), when it stops
-every node cleanly. A node that dies is reported with its exit status.
+every node cleanly. A node that dies, at start-up or later, is reported at
+once with its exit status and the end of its log, and the others stopped.
 Restarting with the same DIR brings every node back with its data.
 
 Growing: run again on the same DIR with a larger ``--nodes`` and the nodes
@@ -53,12 +56,37 @@ def free_port_base(span: int) -> int:
     raise RuntimeError("no free port range found")
 
 
-def make_config(nodes: int, port: int, host: str = "127.0.0.1") -> ClusterConfig:
+def make_config(
+    nodes: int, port: int, host: str = "127.0.0.1", peer_port: int | None = None
+) -> ClusterConfig:
+    """Node i serves clients on ``port + i - 1`` and peers on ``peer_port + i - 1``
+    (``peer_port`` defaults to ``port + 100``)."""
+    peers = port + 100 if peer_port is None else peer_port
     entries = {
-        i: NodeEntry(i, (host, port + 100 + i - 1), (host, port + i - 1))
-        for i in range(1, nodes + 1)
+        i: NodeEntry(i, (host, peers + i - 1), (host, port + i - 1)) for i in range(1, nodes + 1)
     }
     return ClusterConfig("local", entries)
+
+
+def taken_ports(entries: dict[int, NodeEntry]) -> list[str]:
+    """The client and peer ports of ``entries`` that cannot be bound now, described."""
+    taken = []
+    for i, e in sorted(entries.items()):
+        for what, (host, port) in (("client", e.client), ("peer", e.peer)):
+            try:
+                with socket.socket() as s:
+                    s.bind((host, port))
+            except OSError as err:
+                taken.append(f"{host}:{port} (node {i}'s {what} port): {err.strerror or err}")
+    return taken
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "    (no log)"
+    return "\n".join("    " + line for line in text[-lines:])
 
 
 def start_processes(
@@ -116,7 +144,7 @@ async def _show_work(config: ClusterConfig) -> None:
 
 
 def _plan(
-    config: ClusterConfig, directory: Path, nodes: int, port: int
+    config: ClusterConfig, directory: Path, nodes: int, port: int, peer_port: int | None
 ) -> tuple[ClusterConfig, dict[int, NodeEntry]]:
     """Which seed nodes to start, and which nodes join (new, or joined before).
 
@@ -135,7 +163,7 @@ def _plan(
         seeds[i] = e
     joined = [i for i in range(1, 100) if (directory / f"node-{i}" / JOINED_NAME).exists()]
     top = max([nodes, *joined])
-    grown = make_config(top, port)
+    grown = make_config(top, port, peer_port=peer_port)
     joiners = {
         i: e
         for i, e in grown.nodes.items()
@@ -144,7 +172,7 @@ def _plan(
     return ClusterConfig(config.name, seeds, config.tick_ms, config.snapshot, config.reads), joiners
 
 
-def run_cluster(nodes: int, directory: Path, port: int) -> int:
+def run_cluster(nodes: int, directory: Path, port: int, peer_port: int | None = None) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "cluster.toml"
     if path.exists():
@@ -153,11 +181,19 @@ def run_cluster(nodes: int, directory: Path, port: int) -> int:
             print(f"{path} seeds {len(config.nodes)} nodes; to shrink a cluster remove members "
                   "with `drafty member remove ID` (see the README)", file=sys.stderr)  # fmt: skip
             return 2
-        port = config.nodes[min(config.nodes)].client[1]
+        first = config.nodes[min(config.nodes)]
+        port = first.client[1] - (first.id - 1)
+        peer_port = first.peer[1] - (first.id - 1)
     else:
-        config = make_config(nodes, port)
+        config = make_config(nodes, port, peer_port=peer_port)
+    config, joiners = _plan(config, directory, nodes, port, peer_port)
+    taken = taken_ports({**config.nodes, **joiners})
+    if taken:
+        print("drafty cluster: ports in use, nothing started:\n  " + "\n  ".join(taken)
+              + "\npick others with --port and --peer-port", file=sys.stderr)  # fmt: skip
+        return 2
+    if not path.exists():
         path.write_text(render(config))
-    config, joiners = _plan(config, directory, nodes, port)
     procs = start_processes(config, path, directory, joiners=joiners)
     config = ClusterConfig(config.name, {**config.nodes, **joiners})
     stopping = False
@@ -173,21 +209,34 @@ def run_cluster(nodes: int, directory: Path, port: int) -> int:
         print(f"  node {i}: redis-cli -p {n.client[1]}   (pid {procs[i].pid}, "
               f"data {directory / f'node-{i}'}, log {directory / f'node-{i}.log'})")  # fmt: skip
     status = 0
+
+    def exited() -> bool:
+        """Report every node that exited (its status and the end of its log)."""
+        gone = [(i, p.poll()) for i, p in procs.items() if p.poll() is not None]
+        for i, code in gone:
+            log = directory / f"node-{i}.log"
+            print(f"node {i} exited with status {code}; the end of {log}:\n{_log_tail(log)}",
+                  file=sys.stderr)  # fmt: skip
+        return bool(gone)
+
     try:
-        leader = asyncio.run(_find_leader(config, 30))
-        if leader is None:
+        leader = None
+        deadline = time.monotonic() + 30
+        while leader is None and time.monotonic() < deadline and not stopping:
+            if exited():  # a node that cannot start says why at once, not in 30 s
+                status = 1
+                break
+            leader = asyncio.run(_find_leader(config, 0.5))
+        if status == 0 and leader is None:
             print("no leader within 30 s; see the node logs", file=sys.stderr)
             status = 1
-        else:
+        elif status == 0 and leader is not None:
             print(f"leader: node {leader[0]} ({leader[1]})")
             asyncio.run(_show_work(config))
             print("serving; press Ctrl-C to stop every node")
         while not stopping and status == 0:
-            for i, p in procs.items():
-                code = p.poll()
-                if code is not None:
-                    print(f"node {i} exited with status {code}; see {directory}/node-{i}.log")
-                    status = 1
+            if exited():
+                status = 1
             time.sleep(0.2)
     finally:
         for p in procs.values():

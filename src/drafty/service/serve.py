@@ -4,7 +4,8 @@ Starts a :class:`~drafty.driver.RaftNode` around a :class:`KVStore` and a
 :class:`RespServer` in front of it, on uvloop when it is installed. SIGINT and
 SIGTERM stop the node cleanly (the log is synced and closed); a fatal storage
 error stops it with exit status 3 so a supervisor notices, and a node that
-must not start (its cluster removed it; ``--join`` found no cluster) exits
+must not start (its cluster removed it; ``--join`` found no cluster; its
+data directory cannot be opened) exits
 with status 2 and says why. With ``--join`` the node adds itself to a
 running cluster (:mod:`drafty.service.join`).
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 from ..driver import NodeSettings, RaftNode
 from ..driver.members import RemovedFromCluster
 from ..node.members import MemberAddress
+from ..storage import StorageError
 from .config import ClusterConfig, ClusterConfigError, render
 from .join import JoinRequest, join_cluster, keep_settings, settings_for
 from .kv import KVStore
@@ -69,6 +71,9 @@ async def run_node(
         await node.start()
     except RemovedFromCluster as e:
         log.error("%s", e)
+        return 2
+    except (StorageError, OSError) as e:  # a bad or unreadable data directory
+        log.error("node %d: cannot open its data directory %s: %s", node_id, data_dir, e)
         return 2
     joining: asyncio.Task[None] | None = None
     if join is not None:
