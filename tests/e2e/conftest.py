@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -110,6 +110,15 @@ class Cluster:
                 p.kill()
 
 
+def finish(made: Sequence[Cluster]) -> None:
+    """Stop every cluster a test made; print their logs if DRAFTY_E2E_SHOW_LOGS is set."""
+    for c in made:
+        c.shutdown()
+    if os.environ.get("DRAFTY_E2E_SHOW_LOGS"):
+        for c in made:
+            print(c.logs())
+
+
 @pytest.fixture
 def cluster_factory(tmp_path: Path) -> Iterator[type[Cluster] | object]:
     made: list[Cluster] = []
@@ -122,8 +131,4 @@ def cluster_factory(tmp_path: Path) -> Iterator[type[Cluster] | object]:
         return c
 
     yield make
-    for c in made:
-        c.shutdown()
-    if os.environ.get("DRAFTY_E2E_SHOW_LOGS"):
-        for c in made:
-            print(c.logs())
+    finish(made)
