@@ -135,6 +135,10 @@ class Membership:
         """False only for :data:`UNKNOWN` (a joining node that has not heard yet)."""
         return bool(self.voters)
 
+    def includes(self, node: NodeId) -> bool:
+        """Whether ``node`` is a member (``node in members``, without building the set)."""
+        return node in self.voters or node in self.learners or node in self.outgoing
+
     def is_voter(self, node: NodeId) -> bool:
         return node in self.voters or node in self.outgoing
 

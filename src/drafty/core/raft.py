@@ -131,6 +131,7 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
         self.votes: dict[NodeId, bool] = {}
         self.transferee: NodeId = NONE
         self.transfer_elapsed = 0
+        self.settled_change = -1
         self.progress: dict[NodeId, Progress] = {}
         self.msgs: list[Message] = []
         self.msgs_after_persist: list[Message] = []
@@ -204,6 +205,7 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
 
     def become_leader(self) -> None:
         self._reset(self.term)
+        self.settled_change = -1  # a new leader acts on the committed membership anew
         self.role = Role.LEADER
         self.leader = self.id
         nxt = self.log.last_index() + 1
@@ -257,7 +259,7 @@ class Raft(Elections, Reconfiguration, ReadIndex, Snapshots):
             if (
                 self.cfg.forward_proposals
                 and self.leader != NONE
-                and self.id in self.membership.members
+                and self.membership.includes(self.id)
             ):
                 self._send(Propose(self.id, self.leader, self.term, batch))
                 return None

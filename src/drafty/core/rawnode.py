@@ -86,7 +86,7 @@ class Status:
     @property
     def removed(self) -> bool:
         """Whether this node knows it is no longer a member of its cluster."""
-        return self.membership.known and self.id not in self.membership.members
+        return self.membership.known and not self.membership.includes(self.id)
 
 
 class RawNode:
@@ -323,7 +323,7 @@ class RawNode:
     def is_removed(self) -> bool:
         """Whether this node knows its cluster removed it (cheaper than status())."""
         m = self.raft.membership
-        return m.known and self.raft.id not in m.members
+        return m.known and not m.includes(self.raft.id)
 
     def status(self) -> Status:
         r = self.raft

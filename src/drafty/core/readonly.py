@@ -219,7 +219,7 @@ class ReadIndex:
         no member of its own membership (the leader drops what non-members send)."""
         if self.role is Role.LEADER:
             self._record_read(ctx, self.id)
-        elif self.leader != NONE and self.id not in self.membership.members:
+        elif self.leader != NONE and not self.membership.includes(self.id):
             raise NotLeader(self.leader)  # the leader drops a non-member's request
         elif self.leader != NONE:
             if len(self.forwarded) >= self.reads.max_reads or ctx in self.forwarded:

@@ -65,6 +65,8 @@ class Reconfiguration:
     peers: tuple[NodeId, ...]
     members: MembershipLog
     cfg: Config
+    settled_change: int
+    """The configuration entry this leader last acted on once committed (-1: none)."""
 
     def become_follower(self, term: int, leader: NodeId) -> None: ...
     def _append_local(self, entries: list[Entry]) -> None: ...
@@ -144,8 +146,10 @@ class Reconfiguration:
     def _members_committed(self) -> None:
         """The commit index moved on a leader: leave a committed joint membership,
         and step down once a removal of this leader committed."""
-        if self.members.last_change_index > self.log.committed:
-            return
+        last = self.members.last_change_index
+        if last > self.log.committed or last == self.settled_change:
+            return  # not committed yet, or handled already: nothing to do per Ready
+        self.settled_change = last
         self._members_changed()  # stop replicating to members whose removal committed
         m = self.membership
         if m.joint:
