@@ -12,9 +12,10 @@ import pytest
 
 from drafty.core.membership import ConfChange, ConfChangeError, Membership
 from drafty.driver import RaftNode, Refused
-from drafty.driver.members import RemovedFromCluster, format_address
+from drafty.driver.members import RemovedFromCluster
 from drafty.examples.counter import Counter, local_settings
 from drafty.node.members import MemberAddress
+from drafty.transport.address import format_address
 
 from .conftest import _free_base as free_base
 from .test_library import _submit_retrying

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from drafty.core import Heartbeat, Message
-from drafty.transport.tcp import Address, PeerTransport
+from drafty.transport.address import Address
+from drafty.transport.tcp import PeerTransport
 
 WAIT_S = 5.0
 

@@ -34,7 +34,8 @@ from ..core import DraftyError, NodeId, Status
 from ..core.membership import ConfChange, Membership
 from ..node import Node, OutcomeUnknown, Refused
 from ..node.members import MemberAddress
-from ..transport.tcp import Address, PeerTransport
+from ..transport.address import Address, format_address, parse_address
+from ..transport.tcp import PeerTransport
 from .settings import NodeSettings, now
 
 log = logging.getLogger("drafty.driver")
@@ -43,19 +44,6 @@ log = logging.getLogger("drafty.driver")
 class RemovedFromCluster(DraftyError):
     """This node's data directory says its cluster removed it: it must not rejoin
     with the old state (start it empty and add it again instead)."""
-
-
-def format_address(addr: Address) -> str:
-    host, port = addr
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def parse_address(text: str) -> Address:
-    """``host:port`` (``[v6]:port``) as an address tuple; ValueError if malformed."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"not a host:port address: {text!r}")
-    return host.strip("[]"), int(port)
 
 
 def seed_voters(settings: NodeSettings, recorded: tuple[NodeId, ...] | None) -> tuple[NodeId, ...]:

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..core import NodeId
 from ..node import Instant
-from ..transport.tcp import Address, LinkLimits
+from ..transport.address import Address
+from ..transport.tcp import LinkLimits
 
 
 @dataclass(frozen=True)

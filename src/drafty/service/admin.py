@@ -39,8 +39,8 @@ from collections.abc import Awaitable, Callable
 from ..core import NONE, DraftyError, NodeId
 from ..core.membership import ConfChange, Membership
 from ..driver import RaftNode
-from ..driver.members import parse_address
 from ..node.members import AddressError, MemberAddress
+from ..transport.address import parse_address
 from . import commands, kv
 from .resp import OK, Error, Reply
 

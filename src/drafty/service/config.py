@@ -36,8 +36,8 @@ from typing import Any
 
 from ..core import DraftyError
 from ..node import TransferLimits
-
-Address = tuple[str, int]
+from ..transport import address as transport_address
+from ..transport.address import Address
 
 
 class ClusterConfigError(DraftyError, ValueError):
@@ -104,12 +104,11 @@ class ClusterConfig:
 
 
 def parse_address(text: object, where: str) -> Address:
-    if not isinstance(text, str):
-        raise ClusterConfigError(f'{where}: expected "host:port", got {text!r}')
-    host, _, port = text.rpartition(":")
-    if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-        raise ClusterConfigError(f"{where}: {text!r} is not host:port with a port in 1..65535")
-    return host.strip("[]"), int(port)
+    """:func:`drafty.transport.address.parse_address`, as a ClusterConfigError."""
+    try:
+        return transport_address.parse_address(text, where)
+    except ValueError as e:
+        raise ClusterConfigError(str(e)) from None
 
 
 def load(path: Path) -> ClusterConfig:

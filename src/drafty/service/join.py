@@ -37,8 +37,8 @@ from pathlib import Path
 
 from ..client import AsyncClient
 from ..driver import RaftNode
-from ..driver.members import format_address
 from ..node.members import AddressError, MemberAddress, from_rows
+from ..transport.address import format_address
 from .calls import CommandError
 from .config import ClusterConfig, ClusterConfigError, NodeEntry, from_dict, load, render
 

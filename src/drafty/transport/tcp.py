@@ -62,6 +62,7 @@ from dataclasses import dataclass
 
 from ..core import Message, NodeId
 from ..luid import luid
+from .address import Address
 from .codec import (
     DEFAULT_MAX_FRAME,
     DecodeError,
@@ -74,7 +75,6 @@ from .codec import (
 
 log = logging.getLogger("drafty.transport")
 
-Address = tuple[str, int]
 Deliver = Callable[[list[Message]], None]
 
 HELLO_TIMEOUT = 5.0
